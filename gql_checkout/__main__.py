@@ -1,0 +1,157 @@
+"""The gql-checkout command line (the contract's section 4)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from gql_checkout.db import create_engine
+from gql_checkout.demo import DemoData, seed_demo
+from gql_checkout.migrate import migrate
+from gql_checkout.service import CheckoutService
+from gql_checkout.settings import Settings, SettingsError
+from gql_checkout.tokens import HcpTokens
+
+T = TypeVar("T")
+
+
+def _with_service(settings: Settings, work: Callable[[CheckoutService], Awaitable[T]]) -> T:
+    async def run() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            await migrate(engine)
+            return await work(
+                CheckoutService(engine=engine, tokens=HcpTokens(settings.hcp_secrets))
+            )
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _print_json(data: object) -> None:
+    print(json.dumps(data))
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    if not args.no_migrate:
+        _migrate(settings, args)
+    uvicorn.run(
+        "gql_checkout.asgi:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=True,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _migrate(settings: Settings, _args: argparse.Namespace) -> None:
+    async def run() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+def _create_merchant(settings: Settings, args: argparse.Namespace) -> None:
+    async def work(service: CheckoutService) -> tuple[str, str]:
+        merchant, api_key = await service.create_merchant(name=args.name)
+        return str(merchant.id), api_key
+
+    merchant_id, api_key = _with_service(settings, work)
+    _print_json({"merchantId": merchant_id, "apiKey": api_key})
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> None:
+    demo = _with_service(settings, seed_demo)
+    if args.banner:
+        _print_banner(demo, base_url=f"http://{args.host}:{args.port}")
+        return
+    _print_json(
+        {
+            "merchantId": demo.merchant_id,
+            "apiKey": demo.api_key,
+            "sessionIds": demo.session_ids,
+        }
+    )
+
+
+def _print_banner(demo: DemoData, *, base_url: str) -> None:
+    session_id = demo.session_ids["parent"]
+    print(
+        f"""
+Demo merchant id: {demo.merchant_id}
+Demo API key:     {demo.api_key}
+Demo session id:  {session_id} (has a child session)
+GraphiQL:         {base_url}/graphql
+
+curl -s -H 'X-Merchant-Id: {demo.merchant_id}' '{base_url}/v1/checkout-sessions/{session_id}?init=true'
+""",
+        flush=True,
+    )
+
+
+def _export_schema(_settings: Settings | None, _args: argparse.Namespace) -> None:
+    from gql_checkout.graphql.schema import build_schema
+
+    sys.stdout.write(build_schema().as_str() + "\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gql-checkout", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the ASGI app with uvicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--no-migrate", action="store_true", help="do not apply migrations before serving"
+    )
+    serve.set_defaults(handler=_serve)
+    commands.add_parser("migrate", help="create or upgrade the database schema").set_defaults(
+        handler=_migrate
+    )
+    merchants = commands.add_parser("merchants", help="manage merchants")
+    merchant_commands = merchants.add_subparsers(dest="merchant_command", required=True)
+    create = merchant_commands.add_parser("create", help="create a merchant and its API key")
+    create.add_argument("--name", required=True)
+    create.set_defaults(handler=_create_merchant)
+    demo = commands.add_parser("demo", help="seed demo data (idempotent)")
+    demo.add_argument(
+        "--banner", action="store_true", help="print a human-readable banner instead of JSON"
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="host shown in the banner")
+    demo.add_argument("--port", type=int, default=8000, help="port shown in the banner")
+    demo.set_defaults(handler=_demo)
+    commands.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(
+        handler=_export_schema, needs_settings=False
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    settings = None
+    if getattr(args, "needs_settings", True):
+        try:
+            settings = Settings.from_env()
+        except SettingsError as error:
+            print(f"gql-checkout: {error}", file=sys.stderr)
+            sys.exit(2)
+    args.handler(settings, args)
+
+
+if __name__ == "__main__":
+    main()

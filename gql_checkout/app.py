@@ -1,0 +1,56 @@
+"""create_app(settings) -> Starlette: routes, middleware, lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from gql_checkout import rest
+from gql_checkout.db import create_engine
+from gql_checkout.errors import GatewayError
+from gql_checkout.graphql.schema import build_schema
+from gql_checkout.graphql.view import GraphQLView
+from gql_checkout.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from gql_checkout.problems import handle_gateway_error, handle_http_exception
+from gql_checkout.service import CheckoutService, Clock, utc_now
+from gql_checkout.settings import Settings
+from gql_checkout.tokens import HcpTokens
+
+
+def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
+    engine = create_engine(settings.database_url)
+    service = CheckoutService(engine=engine, tokens=HcpTokens(settings.hcp_secrets), clock=clock)
+    graphql = GraphQLView(
+        build_schema(limits=settings.limits, production=settings.is_production),
+        graphql_ide=None if settings.is_production else "graphiql",
+        allow_queries_via_get=False,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = Starlette(
+        routes=[*rest.routes, Route("/graphql", graphql, methods=["GET", "POST"])],
+        middleware=[
+            Middleware(RequestContextMiddleware),
+            Middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
+        ],
+        exception_handlers={
+            GatewayError: handle_gateway_error,
+            HTTPException: handle_http_exception,
+        },
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.engine = engine
+    app.state.settings = settings
+    return app

@@ -1,0 +1,1 @@
+"""The GraphQL adapter: Strawberry types, loaders, context, schema and view."""

@@ -1,0 +1,76 @@
+"""The per-request GraphQL context: who is calling, and the request's loaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from starlette.requests import HTTPConnection
+from strawberry.types import Info as StrawberryInfo
+
+from gql_checkout.domain import Merchant
+from gql_checkout.errors import Forbidden, Unauthenticated, ValidationError
+from gql_checkout.graphql.loaders import (
+    CheckoutSessionByIdLoader,
+    MerchantProfileByMerchantIdLoader,
+)
+from gql_checkout.service import CheckoutService
+from gql_checkout.validation import parse_uuid
+
+
+@dataclass
+class GraphQLContext:
+    service: CheckoutService
+    merchant_id_header: str | None
+    authorization: str | None
+    now: datetime
+    sessions_by_id: CheckoutSessionByIdLoader
+    profiles_by_merchant_id: MerchantProfileByMerchantIdLoader
+    _reader: UUID | None = field(default=None, init=False)
+    _writer: Merchant | None = field(default=None, init=False)
+
+    @classmethod
+    def for_connection(cls, connection: HTTPConnection) -> GraphQLContext:
+        service: CheckoutService = connection.app.state.service
+        return cls(
+            service=service,
+            merchant_id_header=connection.headers.get("x-merchant-id"),
+            authorization=connection.headers.get("authorization"),
+            now=service.clock(),
+            sessions_by_id=CheckoutSessionByIdLoader(service),
+            profiles_by_merchant_id=MerchantProfileByMerchantIdLoader(service),
+        )
+
+    async def reader(self) -> UUID:
+        """The merchant reads act for: X-Merchant-Id or the API key's (checked once per request)."""
+        if self._reader is None:
+            merchant_id = (
+                parse_uuid(self.merchant_id_header, field="X-Merchant-Id")
+                if self.merchant_id_header is not None
+                else None
+            )
+            if merchant_id is None and self.authorization is None:
+                raise ValidationError.on(
+                    "X-Merchant-Id", "is required (or an Authorization: Bearer <apiKey> header)"
+                )
+            self._reader = await self.service.resolve_reader(
+                merchant_id=merchant_id, authorization=self.authorization
+            )
+        return self._reader
+
+    async def writer(self) -> Merchant:
+        """The merchant of the API key; every mutation needs one."""
+        if self._writer is None:
+            if self.authorization is None:
+                raise Unauthenticated("Mutations need an Authorization: Bearer <apiKey> header.")
+            merchant = await self.service.authenticate(authorization=self.authorization)
+            if self.merchant_id_header is not None:
+                claimed = parse_uuid(self.merchant_id_header, field="X-Merchant-Id")
+                if claimed != merchant.id:
+                    raise Forbidden("The API key belongs to another merchant than X-Merchant-Id.")
+            self._writer = merchant
+        return self._writer
+
+
+Info = StrawberryInfo[GraphQLContext, None]

@@ -1,0 +1,164 @@
+"""Query and Mutation roots, and the schema with its limits and caches."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxTokensLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.extensions.max_aliases import create_validator as alias_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+from strawberry.schema.config import StrawberryConfig
+
+from gql_checkout.domain import rfc3339
+from gql_checkout.errors import ValidationError
+from gql_checkout.graphql.context import Info
+from gql_checkout.graphql.extensions import ErrorCodes, ReportingParserCache
+from gql_checkout.graphql.types import (
+    CheckoutSessionType,
+    CreateCheckoutSessionInput,
+    PaymentMethodInput,
+)
+from gql_checkout.settings import Limits
+from gql_checkout.validation import (
+    parse_failure_reason,
+    parse_new_checkout_session,
+    parse_payment_method,
+    parse_uuid,
+)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="A session of the calling merchant; same rules as REST.")
+    async def checkout_session(self, info: Info, id: strawberry.ID) -> CheckoutSessionType | None:
+        context = info.context
+        checkout_session_id = parse_uuid(id, field="id")
+        merchant_id = await context.reader()
+        session = await context.service.get_checkout_session(
+            merchant_id=merchant_id, checkout_session_id=checkout_session_id
+        )
+        return CheckoutSessionType.from_domain(session, now=context.now)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Creates a session, or a child of an open session.")
+    async def create_checkout_session(
+        self, info: Info, input: CreateCheckoutSessionInput
+    ) -> CheckoutSessionType:
+        context = info.context
+        merchant = await context.writer()
+        request = parse_new_checkout_session(
+            amount=input.amount,
+            currency=input.currency,
+            merchant_reference=input.merchant_reference,
+            expires_in_seconds=input.expires_in_seconds,
+            parent_session_id=input.parent_session_id,
+            idempotency_key=input.idempotency_key,
+        )
+        session = await context.service.create_checkout_session(
+            merchant_id=merchant.id, request=request
+        )
+        return CheckoutSessionType.from_domain(session, now=context.service.clock())
+
+    @strawberry.mutation(description="Cancels an open session (and its open child).")
+    async def cancel_checkout_session(self, info: Info, id: strawberry.ID) -> CheckoutSessionType:
+        context = info.context
+        merchant = await context.writer()
+        session = await context.service.cancel_checkout_session(
+            merchant_id=merchant.id, checkout_session_id=parse_uuid(id, field="id")
+        )
+        return CheckoutSessionType.from_domain(session, now=context.service.clock())
+
+    @strawberry.mutation(description="Completes an open session with its payment method.")
+    async def complete_checkout_session(
+        self, info: Info, id: strawberry.ID, payment_method: PaymentMethodInput
+    ) -> CheckoutSessionType:
+        context = info.context
+        merchant = await context.writer()
+        session = await context.service.complete_checkout_session(
+            merchant_id=merchant.id,
+            checkout_session_id=parse_uuid(id, field="id"),
+            payment_method=parse_payment_method(
+                type=payment_method.type, brand=payment_method.brand, last4=payment_method.last4
+            ),
+        )
+        return CheckoutSessionType.from_domain(session, now=context.service.clock())
+
+    @strawberry.mutation(description="Fails an open session; a parent stays open for a retry.")
+    async def fail_checkout_session(
+        self, info: Info, id: strawberry.ID, reason: str | None = None
+    ) -> CheckoutSessionType:
+        context = info.context
+        merchant = await context.writer()
+        session = await context.service.fail_checkout_session(
+            merchant_id=merchant.id,
+            checkout_session_id=parse_uuid(id, field="id"),
+            reason=parse_failure_reason(reason),
+        )
+        return CheckoutSessionType.from_domain(session, now=context.service.clock())
+
+
+def _parse_datetime(value: Any) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError.on("DateTime", "must be an RFC 3339 timestamp") from None
+    if parsed.tzinfo is None:
+        raise ValidationError.on("DateTime", "must carry a time zone (e.g. Z)")
+    return parsed
+
+
+DATETIME = strawberry.scalar(
+    name="DateTime",
+    description="RFC 3339 timestamp in UTC with Z, e.g. 2026-01-01T12:00:00Z.",
+    serialize=rfc3339,
+    parse_value=_parse_datetime,
+)
+
+
+class GatewaySchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Silent: ErrorCodes logs the unexpected errors; client errors are not ours to log."""
+
+
+def build_schema(*, limits: Limits = Limits(), production: bool = False) -> GatewaySchema:
+    # The rule classes are built once: ValidationCache keys on them, so a rule class made
+    # per request would never hit (strawberry issue 4635).
+    rules: list[type[ASTValidationRule]] = [
+        depth_rule(limits.max_depth, None, None),
+        alias_rule(limits.max_aliases),
+    ]
+    if production:
+        rules.append(NoSchemaIntrospectionCustomRule)
+
+    def validation_rules() -> SchemaExtension:
+        return AddValidationRules(rules)
+
+    def token_limit() -> SchemaExtension:
+        return MaxTokensLimiter(max_token_count=limits.max_tokens)
+
+    return GatewaySchema(
+        query=Query,
+        mutation=Mutation,
+        extensions=[
+            ErrorCodes,
+            token_limit,
+            validation_rules,
+            ReportingParserCache,
+            ValidationCache,
+        ],
+        config=StrawberryConfig(
+            scalar_map={datetime: DATETIME},
+            disable_field_suggestions=production,
+            batching_config={"max_operations": limits.max_batch},
+        ),
+    )

@@ -1,0 +1,49 @@
+"""The Strawberry ASGI view: context per request, transport errors as coded GraphQL errors."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import orjson
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from gql_checkout.errors import ValidationError
+from gql_checkout.graphql.context import GraphQLContext
+
+_TRANSPORT_CODES = {HTTPStatus.BAD_REQUEST: ValidationError.code}
+
+
+class GraphQLView(GraphQL[GraphQLContext, None]):
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> GraphQLContext:
+        return GraphQLContext.for_connection(request)
+
+    def encode_json(self, data: object) -> bytes:  # type: ignore[override]
+        return orjson.dumps(data)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as error:
+            # Strawberry answers a body it cannot read (bad JSON, no query, wrong method)
+            # in plain text; clients get the same coded error shape as everywhere else.
+            status = HTTPStatus(error.status_code)
+            body = {
+                "errors": [
+                    {
+                        "message": error.reason,
+                        "extensions": {"code": _TRANSPORT_CODES.get(status, status.name)},
+                    }
+                ]
+            }
+            response = Response(orjson.dumps(body), status_code=status, media_type="application/json")
+        await response(scope, receive, send)

@@ -1,0 +1,82 @@
+"""SQLAlchemy rows. Only tables here: the rules live in service.py."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, String, TypeDecorator, Uuid
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps naive text that sorts correctly)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, UUID: Uuid}
+
+
+class MerchantRow(Base):
+    __tablename__ = "merchants"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    # sha256 of the API key: keys are 256-bit random, so a fast hash is enough and
+    # lets the key be looked up by index.
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    appearance: Mapped[dict[str, Any]]
+    card_categories: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+
+class CheckoutSessionRow(Base):
+    __tablename__ = "checkout_sessions"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    merchant_id: Mapped[UUID] = mapped_column(ForeignKey("merchants.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    merchant_reference: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+    canceled_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1)
+    payment_method: Mapped[dict[str, Any] | None]
+    failure_reason: Mapped[str | None] = mapped_column(String(500))
+    parent_id: Mapped[UUID | None] = mapped_column(ForeignKey("checkout_sessions.id"))
+    current_child_id: Mapped[UUID | None] = mapped_column(ForeignKey("checkout_sessions.id"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_checkout_sessions_parent_id", "parent_id"),
+        Index(
+            "uq_checkout_sessions_merchant_idempotency_key",
+            "merchant_id",
+            "idempotency_key",
+            unique=True,
+        ),
+    )

@@ -1,0 +1,301 @@
+"""Queries by key and by many keys; rows in, domain objects out. No rules here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Row, and_, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gql_checkout.domain import (
+    Appearance,
+    CardCategory,
+    CheckoutSession,
+    CheckoutSessionStatus,
+    Merchant,
+    MerchantProfile,
+    PaymentMethod,
+    Theme,
+)
+from gql_checkout.models import CheckoutSessionRow, MerchantRow
+
+sessions = CheckoutSessionRow.__table__
+merchants = MerchantRow.__table__
+
+_SESSION_COLUMNS = (
+    sessions.c.id,
+    sessions.c.merchant_id,
+    sessions.c.status,
+    sessions.c.amount,
+    sessions.c.currency,
+    sessions.c.merchant_reference,
+    sessions.c.created_at,
+    sessions.c.expires_at,
+    sessions.c.updated_at,
+    sessions.c.version,
+    sessions.c.payment_method,
+    sessions.c.failure_reason,
+    sessions.c.parent_id,
+    sessions.c.current_child_id,
+)
+_SELECT_SESSIONS = select(*_SESSION_COLUMNS)
+_INITIATED = CheckoutSessionStatus.INITIATED.value
+
+
+def _session_from_row(row: Row[Any]) -> CheckoutSession:
+    method = row.payment_method
+    return CheckoutSession(
+        id=row.id,
+        merchant_id=row.merchant_id,
+        status=CheckoutSessionStatus(row.status),
+        amount=row.amount,
+        currency=row.currency,
+        merchant_reference=row.merchant_reference,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        updated_at=row.updated_at,
+        version=row.version,
+        payment_method=PaymentMethod(**method) if method else None,
+        failure_reason=row.failure_reason,
+        parent_id=row.parent_id,
+        current_child_id=row.current_child_id,
+    )
+
+
+async def get_session(conn: AsyncConnection, *, checkout_session_id: UUID) -> CheckoutSession | None:
+    result = await conn.execute(_SELECT_SESSIONS.where(sessions.c.id == checkout_session_id))
+    row = result.first()
+    return _session_from_row(row) if row else None
+
+
+async def get_sessions(
+    conn: AsyncConnection, *, checkout_session_ids: Iterable[UUID]
+) -> dict[UUID, CheckoutSession]:
+    result = await conn.execute(_SELECT_SESSIONS.where(sessions.c.id.in_(set(checkout_session_ids))))
+    return {row.id: _session_from_row(row) for row in result}
+
+
+async def get_session_id_by_idempotency_key(
+    conn: AsyncConnection, *, merchant_id: UUID, idempotency_key: str
+) -> tuple[UUID, str | None] | None:
+    result = await conn.execute(
+        select(sessions.c.id, sessions.c.idempotency_fingerprint).where(
+            sessions.c.merchant_id == merchant_id, sessions.c.idempotency_key == idempotency_key
+        )
+    )
+    row = result.first()
+    return (row.id, row.idempotency_fingerprint) if row else None
+
+
+async def insert_session(
+    conn: AsyncConnection,
+    *,
+    session: CheckoutSession,
+    idempotency_key: str | None,
+    idempotency_fingerprint: str | None,
+) -> None:
+    await conn.execute(
+        insert(sessions).values(
+            id=session.id,
+            merchant_id=session.merchant_id,
+            status=session.status.value,
+            amount=session.amount,
+            currency=session.currency,
+            merchant_reference=session.merchant_reference,
+            created_at=session.created_at,
+            expires_at=session.expires_at,
+            updated_at=session.updated_at,
+            version=session.version,
+            parent_id=session.parent_id,
+            idempotency_key=idempotency_key,
+            idempotency_fingerprint=idempotency_fingerprint,
+        )
+    )
+
+
+def _open(now: datetime) -> Any:
+    return and_(sessions.c.status == _INITIATED, sessions.c.expires_at > now)
+
+
+async def close_open_session(
+    conn: AsyncConnection,
+    *,
+    checkout_session_id: UUID,
+    status: CheckoutSessionStatus,
+    now: datetime,
+    payment_method: PaymentMethod | None = None,
+    failure_reason: str | None = None,
+) -> bool:
+    """Moves an open session to ``status`` in one conditional UPDATE; False if it was not open."""
+    values: dict[str, Any] = {
+        "status": status.value,
+        "updated_at": now,
+        "version": sessions.c.version + 1,
+        _CLOSED_AT[status]: now,
+    }
+    if payment_method is not None:
+        values["payment_method"] = _payment_method_json(payment_method)
+    if failure_reason is not None:
+        values["failure_reason"] = failure_reason
+    result = await conn.execute(
+        update(sessions)
+        .where(sessions.c.id == checkout_session_id, _open(now))
+        .values(**values)
+    )
+    return result.rowcount == 1
+
+
+_CLOSED_AT = {
+    CheckoutSessionStatus.COMPLETED: "completed_at",
+    CheckoutSessionStatus.FAILED: "failed_at",
+    CheckoutSessionStatus.CANCELED: "canceled_at",
+}
+
+
+async def cancel_initiated_children(
+    conn: AsyncConnection, *, parent_id: UUID, now: datetime
+) -> list[UUID]:
+    """Cancels every INITIATED child of a parent (expired ones too: they can never reopen)."""
+    result = await conn.execute(
+        update(sessions)
+        .where(sessions.c.parent_id == parent_id, sessions.c.status == _INITIATED)
+        .values(
+            status=CheckoutSessionStatus.CANCELED.value,
+            updated_at=now,
+            canceled_at=now,
+            version=sessions.c.version + 1,
+        )
+        .returning(sessions.c.id)
+    )
+    return list(result.scalars())
+
+
+async def make_current_child(
+    conn: AsyncConnection, *, parent_id: UUID, child_id: UUID, now: datetime
+) -> bool:
+    """Points an open parent at a new child unless its current child is still open."""
+    current = sessions.alias("current_child")
+    current_is_open = (
+        select(current.c.id)
+        .where(
+            current.c.id == sessions.c.current_child_id,
+            current.c.status == _INITIATED,
+            current.c.expires_at > now,
+        )
+        .exists()
+    )
+    result = await conn.execute(
+        update(sessions)
+        .where(
+            sessions.c.id == parent_id,
+            _open(now),
+            or_(sessions.c.current_child_id.is_(None), ~current_is_open),
+        )
+        .values(current_child_id=child_id, updated_at=now, version=sessions.c.version + 1)
+    )
+    return result.rowcount == 1
+
+
+def _payment_method_json(payment_method: PaymentMethod) -> dict[str, Any]:
+    return {
+        "type": payment_method.type,
+        "brand": payment_method.brand,
+        "last4": payment_method.last4,
+    }
+
+
+async def insert_merchant(
+    conn: AsyncConnection,
+    *,
+    merchant: Merchant,
+    api_key_hash: str,
+    profile: MerchantProfile,
+    now: datetime,
+) -> None:
+    await conn.execute(
+        insert(merchants).values(
+            id=merchant.id,
+            name=merchant.name,
+            api_key_hash=api_key_hash,
+            appearance=_appearance_json(profile.appearance),
+            card_categories=[category.value for category in profile.card_categories],
+            created_at=now,
+        )
+    )
+
+
+async def get_merchant_by_api_key_hash(
+    conn: AsyncConnection, *, api_key_hash: str
+) -> tuple[Merchant, str] | None:
+    result = await conn.execute(
+        select(merchants.c.id, merchants.c.name, merchants.c.api_key_hash).where(
+            merchants.c.api_key_hash == api_key_hash
+        )
+    )
+    row = result.first()
+    return (Merchant(id=row.id, name=row.name), row.api_key_hash) if row else None
+
+
+async def get_merchant_by_name(conn: AsyncConnection, *, name: str) -> Merchant | None:
+    result = await conn.execute(
+        select(merchants.c.id, merchants.c.name).where(merchants.c.name == name).limit(1)
+    )
+    row = result.first()
+    return Merchant(id=row.id, name=row.name) if row else None
+
+
+async def set_merchant_api_key_hash(
+    conn: AsyncConnection, *, merchant_id: UUID, api_key_hash: str
+) -> None:
+    await conn.execute(
+        update(merchants).where(merchants.c.id == merchant_id).values(api_key_hash=api_key_hash)
+    )
+
+
+async def get_merchant_profiles(
+    conn: AsyncConnection, *, merchant_ids: Iterable[UUID]
+) -> dict[UUID, MerchantProfile]:
+    result = await conn.execute(
+        select(merchants.c.id, merchants.c.appearance, merchants.c.card_categories).where(
+            merchants.c.id.in_(set(merchant_ids))
+        )
+    )
+    return {
+        row.id: MerchantProfile(
+            merchant_id=row.id,
+            appearance=_appearance_from_json(row.appearance),
+            card_categories=tuple(CardCategory(value) for value in row.card_categories),
+        )
+        for row in result
+    }
+
+
+async def list_session_ids(
+    conn: AsyncConnection, *, merchant_id: UUID, merchant_references: Sequence[str]
+) -> dict[str, UUID]:
+    result = await conn.execute(
+        select(sessions.c.merchant_reference, sessions.c.id).where(
+            sessions.c.merchant_id == merchant_id,
+            sessions.c.merchant_reference.in_(merchant_references),
+        )
+    )
+    return {row.merchant_reference: row.id for row in result}
+
+
+def _appearance_json(appearance: Appearance) -> dict[str, Any]:
+    return {
+        "theme": appearance.theme.value,
+        "primary_color": appearance.primary_color,
+        "background_color": appearance.background_color,
+        "text_color": appearance.text_color,
+        "font_family": appearance.font_family,
+        "border_radius_px": appearance.border_radius_px,
+        "logo_url": appearance.logo_url,
+    }
+
+
+def _appearance_from_json(data: Mapping[str, Any]) -> Appearance:
+    return Appearance(**{**data, "theme": Theme(data["theme"])})

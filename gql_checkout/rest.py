@@ -1,0 +1,156 @@
+"""The REST shim: GET /v1/checkout-sessions/{id} and GET /v1/hcp/auth.
+
+Parse, call the service, render. Every rule (access, expiry, order of checks)
+is the service's; errors become problem+json through the app's one handler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from http import HTTPStatus
+from typing import Any
+from uuid import UUID
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gql_checkout.domain import CheckoutSession, MerchantProfile, rfc3339
+from gql_checkout.errors import FieldError, Unauthenticated, ValidationError
+from gql_checkout.service import CheckoutService
+from gql_checkout.validation import parse_bearer, parse_uuid
+
+_INIT_VALUES = {"true": True, "false": False}
+_SESSION_HEADERS = {"Cache-Control": "no-cache, private"}
+
+
+def _service(request: Request) -> CheckoutService:
+    service: CheckoutService = request.app.state.service
+    return service
+
+
+def _parse_read_request(request: Request) -> tuple[UUID, UUID, bool]:
+    """All of the request's validation errors at once, in one 400."""
+    errors: list[FieldError] = []
+    checkout_session_id = merchant_id = None
+    try:
+        checkout_session_id = parse_uuid(
+            request.path_params["checkoutSessionId"], field="checkoutSessionId"
+        )
+    except ValidationError as error:
+        errors.extend(error.field_errors)
+    try:
+        merchant_id = parse_uuid(request.headers.get("x-merchant-id"), field="X-Merchant-Id")
+    except ValidationError as error:
+        errors.extend(error.field_errors)
+    raw_init = request.query_params.get("init", "false")
+    init = _INIT_VALUES.get(raw_init.lower())
+    if init is None:
+        errors.append(FieldError("init", "must be true or false"))
+    if errors:
+        raise ValidationError(*errors)
+    assert checkout_session_id is not None and merchant_id is not None and init is not None
+    return checkout_session_id, merchant_id, init
+
+
+async def get_checkout_session(request: Request) -> Response:
+    checkout_session_id, merchant_id, init = _parse_read_request(request)
+    service = _service(request)
+    merchant_id = await service.resolve_reader(
+        merchant_id=merchant_id, authorization=request.headers.get("authorization")
+    )
+    session = await service.get_checkout_session(
+        merchant_id=merchant_id, checkout_session_id=checkout_session_id
+    )
+    child = None
+    if session.current_child_id is not None:
+        related = await service.get_checkout_sessions(checkout_session_ids=[session.current_child_id])
+        child = related.get(session.current_child_id)
+    profile = None
+    if init:
+        profiles = await service.get_merchant_profiles(merchant_ids=[session.merchant_id])
+        profile = profiles[session.merchant_id]
+    now = service.clock()
+    body = orjson.dumps(
+        {
+            "data": {
+                "checkoutSession": _render_session(session, now=now, child=child, profile=profile),
+                "hcpToken": service.hcp_token(session),
+            }
+        }
+    )
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    headers = {**_SESSION_HEADERS, "ETag": etag}
+    if _etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=HTTPStatus.NOT_MODIFIED, headers=headers)
+    return Response(body, headers=headers, media_type="application/json")
+
+
+async def hcp_auth(request: Request) -> Response:
+    """For nginx auth_request: 204 with the session's ids, or 401."""
+    authorization = request.headers.get("authorization")
+    if authorization is None:
+        raise Unauthenticated("An hcpToken is required: Authorization: Bearer <hcpToken>.")
+    session = await _service(request).authorize_hcp_token(token=parse_bearer(authorization))
+    return Response(
+        status_code=HTTPStatus.NO_CONTENT,
+        headers={
+            "X-Checkout-Session-Id": str(session.id),
+            "X-Merchant-Id": str(session.merchant_id),
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+    # If-None-Match uses the weak comparison (RFC 9110 13.1.2): W/ prefixes are ignored.
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    candidates = (tag.strip().removeprefix("W/") for tag in if_none_match.split(","))
+    return etag in candidates
+
+
+def _render_session(
+    session: CheckoutSession,
+    *,
+    now: Any,
+    child: CheckoutSession | None = None,
+    profile: MerchantProfile | None = None,
+) -> dict[str, Any]:
+    method = session.payment_method
+    rendered: dict[str, Any] = {
+        "id": str(session.id),
+        "checkoutSessionStatus": session.status.value,
+        "isExpired": session.is_expired(now),
+        "createdAt": rfc3339(session.created_at),
+        "expiresAt": rfc3339(session.expires_at),
+        "amount": session.amount,
+        "currency": session.currency,
+        "merchantReference": session.merchant_reference,
+        "paymentMethod": (
+            {"type": method.type, "brand": method.brand, "last4": method.last4} if method else None
+        ),
+        "childSession": _render_session(child, now=now) if child else None,
+    }
+    if profile is not None:
+        appearance = profile.appearance
+        rendered["appearance"] = {
+            "theme": appearance.theme.value,
+            "primaryColor": appearance.primary_color,
+            "backgroundColor": appearance.background_color,
+            "textColor": appearance.text_color,
+            "fontFamily": appearance.font_family,
+            "borderRadiusPx": appearance.border_radius_px,
+            "logoUrl": appearance.logo_url,
+        }
+        rendered["cardCategories"] = [category.value for category in profile.card_categories]
+    return rendered
+
+
+routes = [
+    Route("/v1/checkout-sessions/{checkoutSessionId}", get_checkout_session, methods=["GET"]),
+    Route("/v1/hcp/auth", hcp_auth, methods=["GET"]),
+]

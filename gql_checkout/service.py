@@ -1,0 +1,362 @@
+"""The rules: access, expiry, transitions, child sessions, idempotency, hcpTokens.
+
+REST and GraphQL both call these methods and nothing else; neither touches the
+database. Every write is one transaction whose state checks are conditional
+UPDATEs, so concurrent attempts cannot both succeed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gql_checkout import repository
+from gql_checkout.domain import (
+    DEFAULT_CARD_CATEGORIES,
+    Appearance,
+    CheckoutSession,
+    CheckoutSessionStatus,
+    Merchant,
+    MerchantProfile,
+    NewCheckoutSession,
+    PaymentMethod,
+)
+from gql_checkout.errors import (
+    Forbidden,
+    IdempotencyKeyReused,
+    InvalidStateTransition,
+    SessionCanceled,
+    SessionExpired,
+    SessionNotFound,
+    Unauthenticated,
+    ValidationError,
+)
+from gql_checkout.tokens import HcpTokens
+from gql_checkout.validation import parse_bearer
+
+Clock = Callable[[], datetime]
+API_KEY_PREFIX = "gqlc_sk_"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _stamp(moment: datetime) -> datetime:
+    # Stored times are whole seconds: the API shows whole seconds, and a session then
+    # expires exactly when its printed expiresAt says.
+    return moment.replace(microsecond=0)
+
+
+def _hash_api_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+class CheckoutService:
+    def __init__(self, *, engine: AsyncEngine, tokens: HcpTokens, clock: Clock = utc_now) -> None:
+        self._engine = engine
+        self._tokens = tokens
+        self.clock = clock
+
+    # --- identity -------------------------------------------------------------------------
+
+    async def authenticate(self, *, authorization: str) -> Merchant:
+        """The merchant whose API key is in an ``Authorization: Bearer`` header."""
+        api_key = parse_bearer(authorization)
+        api_key_hash = _hash_api_key(api_key)
+        async with self._engine.connect() as conn:
+            found = await repository.get_merchant_by_api_key_hash(conn, api_key_hash=api_key_hash)
+        if found is None or not hmac.compare_digest(found[1], api_key_hash):
+            raise Unauthenticated("The API key is not valid.")
+        return found[0]
+
+    async def resolve_reader(
+        self, *, merchant_id: UUID | None, authorization: str | None
+    ) -> UUID:
+        """The merchant a read acts for: X-Merchant-Id, or the API key's, which must agree."""
+        if authorization is None:
+            if merchant_id is None:
+                raise ValidationError.on("X-Merchant-Id", "is required")
+            return merchant_id
+        merchant = await self.authenticate(authorization=authorization)
+        if merchant_id is not None and merchant_id != merchant.id:
+            raise Forbidden("The API key belongs to another merchant than X-Merchant-Id.")
+        return merchant.id
+
+    async def create_merchant(
+        self, *, name: str, appearance: Appearance | None = None
+    ) -> tuple[Merchant, str]:
+        """Creates a merchant; the API key is returned once and only its hash is kept."""
+        name = name.strip()
+        if not 0 < len(name) <= 200:
+            raise ValidationError.on("name", "must have 1 to 200 characters")
+        merchant = Merchant(id=uuid.uuid4(), name=name)
+        api_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        profile = MerchantProfile(
+            merchant_id=merchant.id,
+            appearance=appearance or Appearance(),
+            card_categories=DEFAULT_CARD_CATEGORIES,
+        )
+        async with self._engine.begin() as conn:
+            await repository.insert_merchant(
+                conn,
+                merchant=merchant,
+                api_key_hash=_hash_api_key(api_key),
+                profile=profile,
+                now=self.clock(),
+            )
+        return merchant, api_key
+
+    async def rotate_api_key(self, *, merchant_id: UUID) -> str:
+        """Issues a new API key for a merchant; the old one stops working."""
+        api_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        async with self._engine.begin() as conn:
+            await repository.set_merchant_api_key_hash(
+                conn, merchant_id=merchant_id, api_key_hash=_hash_api_key(api_key)
+            )
+        return api_key
+
+    async def find_merchant(self, *, name: str) -> Merchant | None:
+        async with self._engine.connect() as conn:
+            return await repository.get_merchant_by_name(conn, name=name)
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def get_checkout_session(
+        self, *, merchant_id: UUID, checkout_session_id: UUID
+    ) -> CheckoutSession:
+        """A session as its merchant may read it: 404, 403, 410 canceled, 401 expired."""
+        async with self._engine.connect() as conn:
+            session = await repository.get_session(conn, checkout_session_id=checkout_session_id)
+        session = self._owned(session, merchant_id=merchant_id)
+        if session.status is CheckoutSessionStatus.CANCELED:
+            raise SessionCanceled
+        if session.is_expired(self.clock()):
+            raise SessionExpired
+        return session
+
+    async def get_checkout_sessions(
+        self, *, checkout_session_ids: Iterable[UUID]
+    ) -> dict[UUID, CheckoutSession]:
+        """Related sessions (child, parent) as they are: access was checked on the root."""
+        async with self._engine.connect() as conn:
+            return await repository.get_sessions(conn, checkout_session_ids=checkout_session_ids)
+
+    async def get_merchant_profiles(
+        self, *, merchant_ids: Iterable[UUID]
+    ) -> dict[UUID, MerchantProfile]:
+        async with self._engine.connect() as conn:
+            return await repository.get_merchant_profiles(conn, merchant_ids=merchant_ids)
+
+    def hcp_token(self, session: CheckoutSession) -> str:
+        return self._tokens.sign(
+            checkout_session_id=session.id,
+            merchant_id=session.merchant_id,
+            expires_at=session.expires_at,
+        )
+
+    async def authorize_hcp_token(self, *, token: str) -> CheckoutSession:
+        """The open session an hcpToken grants; Unauthenticated once it is closed or expired."""
+        claims = self._tokens.verify(token)
+        async with self._engine.connect() as conn:
+            session = await repository.get_session(
+                conn, checkout_session_id=claims.checkout_session_id
+            )
+        if (
+            session is None
+            or session.merchant_id != claims.merchant_id
+            or not session.is_open(self.clock())
+        ):
+            raise Unauthenticated("The hcpToken's checkout session is no longer open.")
+        return session
+
+    # --- writes ---------------------------------------------------------------------------
+
+    async def create_checkout_session(
+        self, *, merchant_id: UUID, request: NewCheckoutSession
+    ) -> CheckoutSession:
+        """Creates a session (or a child of one); the same idempotency key returns the same one."""
+        fingerprint = _fingerprint(request)
+        if request.idempotency_key is not None:
+            replayed = await self._replay(merchant_id, request.idempotency_key, fingerprint)
+            if replayed is not None:
+                return replayed
+        now = _stamp(self.clock())
+        expires_at = now + timedelta(seconds=request.expires_in_seconds)
+        parent: CheckoutSession | None = None
+        if request.parent_session_id is not None:
+            parent = await self._parent_for_child(merchant_id, request.parent_session_id, now)
+            expires_at = min(expires_at, parent.expires_at)
+        session = CheckoutSession(
+            id=uuid.uuid4(),
+            merchant_id=merchant_id,
+            status=CheckoutSessionStatus.INITIATED,
+            amount=request.amount,
+            currency=request.currency,
+            merchant_reference=request.merchant_reference,
+            created_at=now,
+            expires_at=expires_at,
+            updated_at=now,
+            version=1,
+            payment_method=None,
+            failure_reason=None,
+            parent_id=parent.id if parent else None,
+            current_child_id=None,
+        )
+        try:
+            async with self._engine.begin() as conn:
+                # The INSERT comes first: on SQLite the transaction then holds the write lock
+                # before it checks the parent, so the check and the update cannot interleave.
+                await repository.insert_session(
+                    conn,
+                    session=session,
+                    idempotency_key=request.idempotency_key,
+                    idempotency_fingerprint=fingerprint if request.idempotency_key else None,
+                )
+                if parent is not None and not await repository.make_current_child(
+                    conn, parent_id=parent.id, child_id=session.id, now=now
+                ):
+                    raise InvalidStateTransition(
+                        "The parent session already has an open child session, or is not open."
+                    )
+        except IntegrityError:
+            # A concurrent create with the same idempotency key won the unique index.
+            if request.idempotency_key is None:
+                raise
+            replayed = await self._replay(merchant_id, request.idempotency_key, fingerprint)
+            if replayed is None:
+                raise
+            return replayed
+        return session
+
+    async def cancel_checkout_session(
+        self, *, merchant_id: UUID, checkout_session_id: UUID
+    ) -> CheckoutSession:
+        """Cancels an open session and its open child."""
+        return await self._close(
+            merchant_id=merchant_id,
+            checkout_session_id=checkout_session_id,
+            status=CheckoutSessionStatus.CANCELED,
+        )
+
+    async def complete_checkout_session(
+        self, *, merchant_id: UUID, checkout_session_id: UUID, payment_method: PaymentMethod
+    ) -> CheckoutSession:
+        """Completes an open session; a child completes its parent with the same payment method."""
+        return await self._close(
+            merchant_id=merchant_id,
+            checkout_session_id=checkout_session_id,
+            status=CheckoutSessionStatus.COMPLETED,
+            payment_method=payment_method,
+        )
+
+    async def fail_checkout_session(
+        self, *, merchant_id: UUID, checkout_session_id: UUID, reason: str | None
+    ) -> CheckoutSession:
+        """Fails an open session; a failed child leaves its parent open for a retry."""
+        return await self._close(
+            merchant_id=merchant_id,
+            checkout_session_id=checkout_session_id,
+            status=CheckoutSessionStatus.FAILED,
+            failure_reason=reason,
+        )
+
+    # --- helpers --------------------------------------------------------------------------
+
+    @staticmethod
+    def _owned(session: CheckoutSession | None, *, merchant_id: UUID) -> CheckoutSession:
+        if session is None:
+            raise SessionNotFound
+        if session.merchant_id != merchant_id:
+            raise Forbidden
+        return session
+
+    async def _replay(
+        self, merchant_id: UUID, idempotency_key: str, fingerprint: str
+    ) -> CheckoutSession | None:
+        async with self._engine.connect() as conn:
+            found = await repository.get_session_id_by_idempotency_key(
+                conn, merchant_id=merchant_id, idempotency_key=idempotency_key
+            )
+            if found is None:
+                return None
+            session_id, stored_fingerprint = found
+            if stored_fingerprint is None or not hmac.compare_digest(stored_fingerprint, fingerprint):
+                raise IdempotencyKeyReused
+            session = await repository.get_session(conn, checkout_session_id=session_id)
+        assert session is not None  # sessions are never deleted
+        return session
+
+    async def _parent_for_child(
+        self, merchant_id: UUID, parent_id: UUID, now: datetime
+    ) -> CheckoutSession:
+        async with self._engine.connect() as conn:
+            parent = await repository.get_session(conn, checkout_session_id=parent_id)
+        parent = self._owned(parent, merchant_id=merchant_id)
+        if parent.parent_id is not None:
+            raise ValidationError.on(
+                "parentSessionId", "is a child session; a child session cannot have children"
+            )
+        if not parent.is_open(now):
+            raise InvalidStateTransition("The parent session is not open (INITIATED and unexpired).")
+        return parent
+
+    async def _close(
+        self,
+        *,
+        merchant_id: UUID,
+        checkout_session_id: UUID,
+        status: CheckoutSessionStatus,
+        payment_method: PaymentMethod | None = None,
+        failure_reason: str | None = None,
+    ) -> CheckoutSession:
+        now = _stamp(self.clock())
+        async with self._engine.begin() as conn:
+            session = await repository.get_session(conn, checkout_session_id=checkout_session_id)
+            session = self._owned(session, merchant_id=merchant_id)
+            closed = await repository.close_open_session(
+                conn,
+                checkout_session_id=checkout_session_id,
+                status=status,
+                now=now,
+                payment_method=payment_method,
+                failure_reason=failure_reason,
+            )
+            if not closed:
+                state = "expired" if session.is_expired(now) else session.status.value
+                raise InvalidStateTransition(
+                    f"The checkout session is {state}; only an open session can become "
+                    f"{status.value}."
+                )
+            if status is not CheckoutSessionStatus.FAILED:
+                await repository.cancel_initiated_children(conn, parent_id=session.id, now=now)
+            if status is CheckoutSessionStatus.COMPLETED and session.parent_id is not None:
+                await repository.close_open_session(
+                    conn,
+                    checkout_session_id=session.parent_id,
+                    status=CheckoutSessionStatus.COMPLETED,
+                    now=now,
+                    payment_method=payment_method,
+                )
+            updated = await repository.get_session(conn, checkout_session_id=checkout_session_id)
+        assert updated is not None
+        return updated
+
+
+def _fingerprint(request: NewCheckoutSession) -> str:
+    canonical = {key: value for key, value in asdict(request).items() if key != "idempotency_key"}
+    canonical["parent_session_id"] = (
+        str(request.parent_session_id) if request.parent_session_id else None
+    )
+    encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()

@@ -1,0 +1,108 @@
+"""Frozen settings read from the environment (the contract's section 3)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./gql_checkout.db"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class SettingsError(RuntimeError):
+    """The environment does not describe a runnable gateway; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Abuse limits on GraphQL documents and request bodies."""
+
+    max_depth: int = 10
+    max_aliases: int = 15
+    max_tokens: int = 2_000
+    max_body_bytes: int = 1024 * 1024
+    max_batch: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str
+    environment: Environment
+    # The first secret signs; all of them verify (rotation without downtime).
+    hcp_secrets: tuple[str, ...]
+    limits: Limits = Limits()
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        database_url = env.get("GQL_CHECKOUT_DATABASE_URL", DEFAULT_DATABASE_URL)
+        raw_environment = env.get("GQL_CHECKOUT_ENV", Environment.DEVELOPMENT.value)
+        try:
+            environment = Environment(raw_environment)
+        except ValueError:
+            raise SettingsError(
+                f"GQL_CHECKOUT_ENV must be 'development' or 'production', not {raw_environment!r}"
+            ) from None
+        hcp_secrets = _parse_secrets(env.get("GQL_CHECKOUT_HCP_SECRET", ""))
+        if not hcp_secrets:
+            if environment is Environment.PRODUCTION:
+                raise SettingsError(
+                    "GQL_CHECKOUT_HCP_SECRET is required in production: set one or more "
+                    "comma-separated secrets of at least 32 characters (the first signs)"
+                )
+            hcp_secrets = (_development_secret(database_url),)
+        return cls(database_url=database_url, environment=environment, hcp_secrets=hcp_secrets)
+
+
+MIN_SECRET_LENGTH = 32
+
+
+def _parse_secrets(raw: str) -> tuple[str, ...]:
+    parsed = tuple(part.strip() for part in raw.split(",") if part.strip())
+    short = [index for index, secret in enumerate(parsed) if len(secret) < MIN_SECRET_LENGTH]
+    if short:
+        raise SettingsError(
+            f"GQL_CHECKOUT_HCP_SECRET: every secret needs at least {MIN_SECRET_LENGTH} "
+            f"characters (secret #{short[0] + 1} is shorter)"
+        )
+    return parsed
+
+
+def _development_secret(database_url: str) -> str:
+    """A secret generated once and kept beside the SQLite file, so tokens survive restarts."""
+    path = _secret_path(database_url)
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    try:
+        # O_EXCL: two processes starting together agree on the first secret written.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    return secret
+
+
+def _secret_path(database_url: str) -> Path:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return Path(url.database).with_name(Path(url.database).name + ".hcp-secret")
+    return Path(".gql_checkout.hcp-secret")

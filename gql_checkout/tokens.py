@@ -1,0 +1,75 @@
+"""hcpToken: a JWT (HS256) bound to one session and its merchant, expiring with it.
+
+The claims hold no issue time or nonce, so a session's token is the same on every
+read (and its ETag stays put while the session does not change). Whether the
+session is still open is checked against the database by the service, not here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from math import ceil
+from uuid import UUID
+
+import jwt
+
+from gql_checkout.errors import Unauthenticated
+
+_ALGORITHM = "HS256"
+_AUDIENCE = "gql-checkout:hcp"
+
+
+@dataclass(frozen=True, slots=True)
+class HcpClaims:
+    checkout_session_id: UUID
+    merchant_id: UUID
+
+
+def _key_id(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
+class HcpTokens:
+    """Signs with the first secret; verifies with any (rotation: add new first, drop old later)."""
+
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        if not secrets:
+            raise ValueError("at least one hcpToken secret is needed")
+        self._signing_secret = secrets[0]
+        self._signing_kid = _key_id(secrets[0])
+        self._verifying = {_key_id(secret): secret for secret in secrets}
+
+    def sign(self, *, checkout_session_id: UUID, merchant_id: UUID, expires_at: datetime) -> str:
+        claims = {
+            "sub": str(checkout_session_id),
+            "mid": str(merchant_id),
+            "aud": _AUDIENCE,
+            "exp": ceil(expires_at.timestamp()),
+        }
+        return jwt.encode(
+            claims, self._signing_secret, algorithm=_ALGORITHM, headers={"kid": self._signing_kid}
+        )
+
+    def verify(self, token: str) -> HcpClaims:
+        """Checks signature, audience and expiry; raises Unauthenticated otherwise."""
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            secret = self._verifying.get(kid) if isinstance(kid, str) else None
+            if secret is None:
+                raise Unauthenticated("The hcpToken was not signed by a known key.")
+            claims = jwt.decode(
+                token,
+                secret,
+                algorithms=[_ALGORITHM],
+                audience=_AUDIENCE,
+                options={"require": ["sub", "mid", "exp", "aud"]},
+            )
+            return HcpClaims(
+                checkout_session_id=UUID(claims["sub"]), merchant_id=UUID(claims["mid"])
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("The hcpToken has expired.") from None
+        except (jwt.InvalidTokenError, ValueError, TypeError):
+            raise Unauthenticated("The hcpToken is not valid.") from None
