@@ -1,0 +1,134 @@
+"""Fixtures: a real SQLite file per test, the app through httpx's ASGITransport, a clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event
+from starlette.applications import Starlette
+
+from gql_checkout.app import create_app
+from gql_checkout.migrate import migrate
+from gql_checkout.service import CheckoutService
+from gql_checkout.settings import Environment, Settings
+
+TEST_SECRET = "test-secret-" + "x" * 40
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Clock:
+    """The app's time, set by the test (the app reads it through its ``clock`` argument)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'gql_checkout.db'}"
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        environment=Environment.DEVELOPMENT,
+        hcp_secrets=(TEST_SECRET,),
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: Clock) -> AsyncIterator[Starlette]:
+    app = create_app(settings, clock=clock)
+    await migrate(app.state.engine)
+    yield app
+    await app.state.engine.dispose()
+
+
+@pytest.fixture
+def service(app: Starlette) -> CheckoutService:
+    service: CheckoutService = app.state.service
+    return service
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@dataclass(frozen=True)
+class MerchantCredentials:
+    merchant_id: str
+    api_key: str
+
+    @property
+    def read_headers(self) -> dict[str, str]:
+        return {"X-Merchant-Id": self.merchant_id}
+
+    @property
+    def write_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+async def _new_merchant(service: CheckoutService, name: str) -> MerchantCredentials:
+    merchant, api_key = await service.create_merchant(name=name)
+    return MerchantCredentials(merchant_id=str(merchant.id), api_key=api_key)
+
+
+@pytest.fixture
+async def merchant(service: CheckoutService) -> MerchantCredentials:
+    return await _new_merchant(service, "Acme")
+
+
+@pytest.fixture
+async def other_merchant(service: CheckoutService) -> MerchantCredentials:
+    return await _new_merchant(service, "Other")
+
+
+class StatementCounter:
+    """Counts the SQL statements the app sends (BEGIN/COMMIT are not statements)."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self.statements.append(statement)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+    def reset(self) -> None:
+        self.statements.clear()
+
+
+@pytest.fixture
+def statements(app: Starlette) -> Iterator[StatementCounter]:
+    counter = StatementCounter()
+    sync_engine = app.state.engine.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", counter)
+    yield counter
+    event.remove(sync_engine, "before_cursor_execute", counter)
