@@ -167,7 +167,8 @@ class CheckoutService:
 
     async def authorize_hcp_token(self, *, token: str) -> CheckoutSession:
         """The open session an hcpToken grants; Unauthenticated once it is closed or expired."""
-        claims = self._tokens.verify(token)
+        now = self.clock()
+        claims = self._tokens.verify(token, now=now)
         async with self._engine.connect() as conn:
             session = await repository.get_session(
                 conn, checkout_session_id=claims.checkout_session_id
@@ -175,7 +176,7 @@ class CheckoutService:
         if (
             session is None
             or session.merchant_id != claims.merchant_id
-            or not session.is_open(self.clock())
+            or not session.is_open(now)
         ):
             raise Unauthenticated("The hcpToken's checkout session is no longer open.")
         return session

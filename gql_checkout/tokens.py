@@ -52,8 +52,8 @@ class HcpTokens:
             claims, self._signing_secret, algorithm=_ALGORITHM, headers={"kid": self._signing_kid}
         )
 
-    def verify(self, token: str) -> HcpClaims:
-        """Checks signature, audience and expiry; raises Unauthenticated otherwise."""
+    def verify(self, token: str, *, now: datetime) -> HcpClaims:
+        """Checks signature, audience and expiry at ``now`` (the service's clock)."""
         try:
             kid = jwt.get_unverified_header(token).get("kid")
             secret = self._verifying.get(kid) if isinstance(kid, str) else None
@@ -64,12 +64,12 @@ class HcpTokens:
                 secret,
                 algorithms=[_ALGORITHM],
                 audience=_AUDIENCE,
-                options={"require": ["sub", "mid", "exp", "aud"]},
+                options={"require": ["sub", "mid", "exp", "aud"], "verify_exp": False},
             )
+            if not isinstance(claims["exp"], int) or claims["exp"] <= now.timestamp():
+                raise Unauthenticated("The hcpToken has expired.")
             return HcpClaims(
                 checkout_session_id=UUID(claims["sub"]), merchant_id=UUID(claims["mid"])
             )
-        except jwt.ExpiredSignatureError:
-            raise Unauthenticated("The hcpToken has expired.") from None
         except (jwt.InvalidTokenError, ValueError, TypeError):
             raise Unauthenticated("The hcpToken is not valid.") from None
