@@ -97,7 +97,8 @@ Demo API key:     {demo.api_key}
 Demo session id:  {session_id} (has a child session)
 GraphiQL:         {base_url}/graphql
 
-curl -s -H 'X-Merchant-Id: {demo.merchant_id}' '{base_url}/v1/checkout-sessions/{session_id}?init=true'
+curl -s -H 'X-Merchant-Id: {demo.merchant_id}' \\
+  '{base_url}/v1/checkout-sessions/{session_id}?init=true'
 """,
         flush=True,
     )

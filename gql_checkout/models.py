@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, String, TypeDecorator, Uuid
@@ -32,7 +32,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, UUID: Uuid}
+    type_annotation_map: ClassVar = {datetime: UTCDateTime, dict[str, Any]: JSON, UUID: Uuid}
 
 
 class MerchantRow(Base):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import Row, and_, insert, or_, select, update
+from sqlalchemy import Table, and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gql_checkout.domain import (
@@ -22,8 +22,8 @@ from gql_checkout.domain import (
 )
 from gql_checkout.models import CheckoutSessionRow, MerchantRow
 
-sessions = CheckoutSessionRow.__table__
-merchants = MerchantRow.__table__
+sessions = cast(Table, CheckoutSessionRow.__table__)
+merchants = cast(Table, MerchantRow.__table__)
 
 _SESSION_COLUMNS = (
     sessions.c.id,
@@ -45,7 +45,7 @@ _SELECT_SESSIONS = select(*_SESSION_COLUMNS)
 _INITIATED = CheckoutSessionStatus.INITIATED.value
 
 
-def _session_from_row(row: Row[Any]) -> CheckoutSession:
+def _session_from_row(row: Any) -> CheckoutSession:  # a Row of _SESSION_COLUMNS
     method = row.payment_method
     return CheckoutSession(
         id=row.id,
@@ -65,7 +65,9 @@ def _session_from_row(row: Row[Any]) -> CheckoutSession:
     )
 
 
-async def get_session(conn: AsyncConnection, *, checkout_session_id: UUID) -> CheckoutSession | None:
+async def get_session(
+    conn: AsyncConnection, *, checkout_session_id: UUID
+) -> CheckoutSession | None:
     result = await conn.execute(_SELECT_SESSIONS.where(sessions.c.id == checkout_session_id))
     row = result.first()
     return _session_from_row(row) if row else None
@@ -74,7 +76,9 @@ async def get_session(conn: AsyncConnection, *, checkout_session_id: UUID) -> Ch
 async def get_sessions(
     conn: AsyncConnection, *, checkout_session_ids: Iterable[UUID]
 ) -> dict[UUID, CheckoutSession]:
-    result = await conn.execute(_SELECT_SESSIONS.where(sessions.c.id.in_(set(checkout_session_ids))))
+    result = await conn.execute(
+        _SELECT_SESSIONS.where(sessions.c.id.in_(set(checkout_session_ids)))
+    )
     return {row.id: _session_from_row(row) for row in result}
 
 
@@ -141,9 +145,7 @@ async def close_open_session(
     if failure_reason is not None:
         values["failure_reason"] = failure_reason
     result = await conn.execute(
-        update(sessions)
-        .where(sessions.c.id == checkout_session_id, _open(now))
-        .values(**values)
+        update(sessions).where(sessions.c.id == checkout_session_id, _open(now)).values(**values)
     )
     return result.rowcount == 1
 

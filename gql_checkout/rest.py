@@ -48,9 +48,8 @@ def _parse_read_request(request: Request) -> tuple[UUID, UUID, bool]:
     init = _INIT_VALUES.get(raw_init.lower())
     if init is None:
         errors.append(FieldError("init", "must be true or false"))
-    if errors:
+    if errors or checkout_session_id is None or merchant_id is None or init is None:
         raise ValidationError(*errors)
-    assert checkout_session_id is not None and merchant_id is not None and init is not None
     return checkout_session_id, merchant_id, init
 
 
@@ -65,7 +64,9 @@ async def get_checkout_session(request: Request) -> Response:
     )
     child = None
     if session.current_child_id is not None:
-        related = await service.get_checkout_sessions(checkout_session_ids=[session.current_child_id])
+        related = await service.get_checkout_sessions(
+            checkout_session_ids=[session.current_child_id]
+        )
         child = related.get(session.current_child_id)
     profile = None
     if init:

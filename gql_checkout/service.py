@@ -80,9 +80,7 @@ class CheckoutService:
             raise Unauthenticated("The API key is not valid.")
         return found[0]
 
-    async def resolve_reader(
-        self, *, merchant_id: UUID | None, authorization: str | None
-    ) -> UUID:
+    async def resolve_reader(self, *, merchant_id: UUID | None, authorization: str | None) -> UUID:
         """The merchant a read acts for: X-Merchant-Id, or the API key's, which must agree."""
         if authorization is None:
             if merchant_id is None:
@@ -173,11 +171,7 @@ class CheckoutService:
             session = await repository.get_session(
                 conn, checkout_session_id=claims.checkout_session_id
             )
-        if (
-            session is None
-            or session.merchant_id != claims.merchant_id
-            or not session.is_open(now)
-        ):
+        if session is None or session.merchant_id != claims.merchant_id or not session.is_open(now):
             raise Unauthenticated("The hcpToken's checkout session is no longer open.")
         return session
 
@@ -292,7 +286,9 @@ class CheckoutService:
             if found is None:
                 return None
             session_id, stored_fingerprint = found
-            if stored_fingerprint is None or not hmac.compare_digest(stored_fingerprint, fingerprint):
+            if stored_fingerprint is None or not hmac.compare_digest(
+                stored_fingerprint, fingerprint
+            ):
                 raise IdempotencyKeyReused
             session = await repository.get_session(conn, checkout_session_id=session_id)
         assert session is not None  # sessions are never deleted
@@ -309,7 +305,9 @@ class CheckoutService:
                 "parentSessionId", "is a child session; a child session cannot have children"
             )
         if not parent.is_open(now):
-            raise InvalidStateTransition("The parent session is not open (INITIATED and unexpired).")
+            raise InvalidStateTransition(
+                "The parent session is not open (INITIATED and unexpired)."
+            )
         return parent
 
     async def _close(

@@ -16,7 +16,7 @@ MAX_AMOUNT = 99_999_999_999  # minor units; well inside a signed 64-bit column
 MAX_REFERENCE_LENGTH = 255
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 MAX_FAILURE_REASON_LENGTH = 500
-_UUID_TEXT = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_UUID_TEXT = re.compile(r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
 _LAST4 = re.compile(r"^[0-9]{4}$")
 _PAYMENT_METHOD_TYPES = frozenset({"CARD", "WALLET", "BANK_TRANSFER"})
 
@@ -103,5 +103,7 @@ def parse_payment_method(*, type: str, brand: str | None, last4: str | None) -> 
 
 def parse_failure_reason(reason: str | None) -> str | None:
     if reason is not None and len(reason) > MAX_FAILURE_REASON_LENGTH:
-        raise ValidationError.on("reason", f"must have at most {MAX_FAILURE_REASON_LENGTH} characters")
+        raise ValidationError.on(
+            "reason", f"must have at most {MAX_FAILURE_REASON_LENGTH} characters"
+        )
     return reason

@@ -5,6 +5,7 @@ Every GraphQL error gets ``extensions.code``; anything unexpected is masked and 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 
@@ -19,7 +20,7 @@ logger = logging.getLogger(__name__)
 PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 # graphql-core reports its token limit as a syntax error; to clients it is a limit.
-_TOKEN_LIMIT_PREFIX = "Syntax Error: Document contains more than"
+_TOKEN_LIMIT_PREFIX = "Syntax Error: Document contains more than"  # noqa: S105 (not a secret)
 
 
 class ErrorCodes(SchemaExtension):
@@ -44,8 +45,10 @@ class ErrorCodes(SchemaExtension):
             return _with_extensions(error, original.detail, _gateway_extensions(original))
         if original is None or isinstance(original, GraphQLError):
             if isinstance(error, GraphQLSyntaxError):
-                code = VALIDATION_FAILED if error.message.startswith(_TOKEN_LIMIT_PREFIX) else (
-                    PARSE_FAILED
+                code = (
+                    VALIDATION_FAILED
+                    if error.message.startswith(_TOKEN_LIMIT_PREFIX)
+                    else (PARSE_FAILED)
                 )
             elif any(error is seen for seen in self._validation_errors):
                 code = VALIDATION_FAILED
@@ -94,10 +97,9 @@ class ReportingParserCache(ParserCache):
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
-        try:
+        # On failure Strawberry parses again, fails the same way, and reports it as a result.
+        with contextlib.suppress(GraphQLError):
             context.graphql_document = self.cached_parse_document(
                 context.query, **context.parse_options
             )
-        except GraphQLError:
-            pass  # Strawberry parses again, fails the same way, and reports it as a result.
         yield

@@ -130,7 +130,8 @@ class GatewaySchema(strawberry.Schema):
         """Silent: ErrorCodes logs the unexpected errors; client errors are not ours to log."""
 
 
-def build_schema(*, limits: Limits = Limits(), production: bool = False) -> GatewaySchema:
+def build_schema(*, limits: Limits | None = None, production: bool = False) -> GatewaySchema:
+    limits = limits or Limits()
     # The rule classes are built once: ValidationCache keys on them, so a rule class made
     # per request would never hit (strawberry issue 4635).
     rules: list[type[ASTValidationRule]] = [

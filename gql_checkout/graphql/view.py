@@ -24,7 +24,7 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
     ) -> GraphQLContext:
         return GraphQLContext.for_connection(request)
 
-    def encode_json(self, data: object) -> bytes:  # type: ignore[override]
+    def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -45,5 +45,7 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
                     }
                 ]
             }
-            response = Response(orjson.dumps(body), status_code=status, media_type="application/json")
+            response = Response(
+                orjson.dumps(body), status_code=status, media_type="application/json"
+            )
         await response(scope, receive, send)

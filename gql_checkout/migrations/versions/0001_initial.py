@@ -43,9 +43,7 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("payment_method", sa.JSON(), nullable=True),
         sa.Column("failure_reason", sa.String(500), nullable=True),
-        sa.Column(
-            "parent_id", sa.Uuid(), sa.ForeignKey("checkout_sessions.id"), nullable=True
-        ),
+        sa.Column("parent_id", sa.Uuid(), sa.ForeignKey("checkout_sessions.id"), nullable=True),
         sa.Column(
             "current_child_id", sa.Uuid(), sa.ForeignKey("checkout_sessions.id"), nullable=True
         ),
