@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gql_checkout import rest
+from gql_checkout.bus import create_bus
 from gql_checkout.db import create_engine
 from gql_checkout.errors import GatewayError
 from gql_checkout.graphql.schema import build_schema
@@ -24,22 +27,35 @@ from gql_checkout.tokens import HcpTokens
 
 def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
     engine = create_engine(settings.database_url)
-    service = CheckoutService(engine=engine, tokens=HcpTokens(settings.hcp_secrets), clock=clock)
+    bus = create_bus(engine)
+    service = CheckoutService(
+        engine=engine, tokens=HcpTokens(settings.hcp_secrets), bus=bus, clock=clock
+    )
+    limits = settings.limits
     graphql = GraphQLView(
-        build_schema(limits=settings.limits, production=settings.is_production),
+        build_schema(limits=limits, production=settings.is_production),
         graphql_ide=None if settings.is_production else "graphiql",
         allow_queries_via_get=False,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        connection_init_wait_timeout=timedelta(seconds=limits.connection_init_timeout_seconds),
+        max_subscriptions_per_connection=limits.max_subscriptions_per_connection,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await bus.start()
         try:
             yield
         finally:
+            await bus.stop()
             await engine.dispose()
 
     app = Starlette(
-        routes=[*rest.routes, Route("/graphql", graphql, methods=["GET", "POST"])],
+        routes=[
+            *rest.routes,
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+        ],
         middleware=[
             Middleware(RequestContextMiddleware),
             Middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes),

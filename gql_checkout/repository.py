@@ -179,6 +179,15 @@ async def make_current_child(
     conn: AsyncConnection, *, parent_id: UUID, child_id: UUID, now: datetime
 ) -> bool:
     """Points an open parent at a new child unless its current child is still open."""
+    # Lock the parent first. On PostgreSQL the UPDATE's subquery would otherwise judge the
+    # current child by the snapshot taken before a concurrent creator committed, and both
+    # would win; after the lock, the UPDATE is a new statement with a fresh snapshot.
+    # NO KEY UPDATE, not UPDATE: the INSERT already holds KEY SHARE on the parent (its
+    # foreign key), and two creators upgrading to FOR UPDATE would deadlock.
+    # (SQLite has no FOR UPDATE and needs none: the child's INSERT took the write lock.)
+    await conn.execute(
+        select(sessions.c.id).where(sessions.c.id == parent_id).with_for_update(key_share=True)
+    )
     current = sessions.alias("current_child")
     current_is_open = (
         select(current.c.id)

@@ -7,12 +7,14 @@ UPDATEs, so concurrent attempts cannot both succeed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import secrets
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -21,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_checkout import repository
+from gql_checkout.bus import LocalBus
 from gql_checkout.domain import (
     DEFAULT_CARD_CATEGORIES,
     Appearance,
@@ -46,6 +49,9 @@ from gql_checkout.validation import parse_bearer
 
 Clock = Callable[[], datetime]
 API_KEY_PREFIX = "gqlc_sk_"
+# A watcher re-reads its session at least this often even without a bus message: the
+# bound on staleness should a message ever be lost (e.g. while a replica reconnects).
+RESYNC_SECONDS = 5.0
 
 
 def utc_now() -> datetime:
@@ -63,10 +69,20 @@ def _hash_api_key(api_key: str) -> str:
 
 
 class CheckoutService:
-    def __init__(self, *, engine: AsyncEngine, tokens: HcpTokens, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        tokens: HcpTokens,
+        bus: LocalBus | None = None,
+        clock: Clock = utc_now,
+        resync_seconds: float = RESYNC_SECONDS,
+    ) -> None:
         self._engine = engine
         self._tokens = tokens
+        self._bus = bus or LocalBus()
         self.clock = clock
+        self._resync_seconds = resync_seconds
 
     # --- identity -------------------------------------------------------------------------
 
@@ -175,6 +191,34 @@ class CheckoutService:
             raise Unauthenticated("The hcpToken's checkout session is no longer open.")
         return session
 
+    async def watch_checkout_session(
+        self, *, merchant_id: UUID, checkout_session_id: UUID
+    ) -> AsyncIterator[CheckoutSession]:
+        """The session now (same rules as a read), then every change; ends when it closes
+        or expires, after sending that last state."""
+        async with self._bus.listen(checkout_session_id) as changes:
+            # Listening before the first read: a change in between is not lost.
+            session = await self.get_checkout_session(
+                merchant_id=merchant_id, checkout_session_id=checkout_session_id
+            )
+            yield session
+            while session.status is CheckoutSessionStatus.INITIATED:
+                remaining = (session.expires_at - self.clock()).total_seconds()
+                if remaining <= 0:
+                    yield session  # the expiry is the last event
+                    return
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(remaining, self._resync_seconds)):
+                        await changes.get()
+                async with self._engine.connect() as conn:
+                    latest = await repository.get_session(
+                        conn, checkout_session_id=checkout_session_id
+                    )
+                assert latest is not None  # sessions are never deleted
+                if latest.version != session.version:
+                    session = latest
+                    yield session
+
     # --- writes ---------------------------------------------------------------------------
 
     async def create_checkout_session(
@@ -218,12 +262,14 @@ class CheckoutService:
                     idempotency_key=request.idempotency_key,
                     idempotency_fingerprint=fingerprint if request.idempotency_key else None,
                 )
-                if parent is not None and not await repository.make_current_child(
-                    conn, parent_id=parent.id, child_id=session.id, now=now
-                ):
-                    raise InvalidStateTransition(
-                        "The parent session already has an open child session, or is not open."
-                    )
+                if parent is not None:
+                    if not await repository.make_current_child(
+                        conn, parent_id=parent.id, child_id=session.id, now=now
+                    ):
+                        raise InvalidStateTransition(
+                            "The parent session already has an open child session, or is not open."
+                        )
+                    await self._bus.announce(conn, [parent.id])
         except IntegrityError:
             # A concurrent create with the same idempotency key won the unique index.
             if request.idempotency_key is None:
@@ -232,6 +278,8 @@ class CheckoutService:
             if replayed is None:
                 raise
             return replayed
+        if parent is not None:
+            await self._bus.committed([parent.id])
         return session
 
     async def cancel_checkout_session(
@@ -337,17 +385,26 @@ class CheckoutService:
                     f"The checkout session is {state}; only an open session can become "
                     f"{status.value}."
                 )
+            changed = [session.id]
             if status is not CheckoutSessionStatus.FAILED:
-                await repository.cancel_initiated_children(conn, parent_id=session.id, now=now)
-            if status is CheckoutSessionStatus.COMPLETED and session.parent_id is not None:
-                await repository.close_open_session(
+                changed += await repository.cancel_initiated_children(
+                    conn, parent_id=session.id, now=now
+                )
+            if (
+                status is CheckoutSessionStatus.COMPLETED
+                and session.parent_id is not None
+                and await repository.close_open_session(
                     conn,
                     checkout_session_id=session.parent_id,
                     status=CheckoutSessionStatus.COMPLETED,
                     now=now,
                     payment_method=payment_method,
                 )
+            ):
+                changed.append(session.parent_id)
+            await self._bus.announce(conn, changed)
             updated = await repository.get_session(conn, checkout_session_id=checkout_session_id)
+        await self._bus.committed(changed)
         assert updated is not None
         return updated
 

@@ -32,6 +32,8 @@ class Limits:
     max_tokens: int = 2_000
     max_body_bytes: int = 1024 * 1024
     max_batch: int = 10
+    max_subscriptions_per_connection: int = 20
+    connection_init_timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,8 @@ class GraphQLContext:
     now: datetime
     sessions_by_id: CheckoutSessionByIdLoader
     profiles_by_merchant_id: MerchantProfileByMerchantIdLoader
+    # Set by Strawberry from a websocket's connection_init payload.
+    connection_params: dict[str, object] | None = None
     _reader: UUID | None = field(default=None, init=False)
     _writer: Merchant | None = field(default=None, init=False)
 
@@ -58,6 +60,25 @@ class GraphQLContext:
                 merchant_id=merchant_id, authorization=self.authorization
             )
         return self._reader
+
+    async def subscriber(self, checkout_session_id: UUID) -> UUID:
+        """The merchant a subscription acts for: connection_init's hcpToken or merchantId,
+        else the upgrade request's headers (as for reads)."""
+        params = self.connection_params or {}
+        token = params.get("hcpToken")
+        if token is not None:
+            if not isinstance(token, str):
+                raise ValidationError.on("hcpToken", "must be a string")
+            session = await self.service.authorize_hcp_token(token=token)
+            if session.id != checkout_session_id:
+                raise Forbidden("The hcpToken grants access to another checkout session.")
+            return session.merchant_id
+        merchant_id = params.get("merchantId")
+        if merchant_id is not None:
+            if not isinstance(merchant_id, str):
+                raise ValidationError.on("merchantId", "must be a UUID")
+            return parse_uuid(merchant_id, field="merchantId")
+        return await self.reader()
 
     async def writer(self) -> Merchant:
         """The merchant of the API key; every mutation needs one."""

@@ -1,4 +1,4 @@
-"""Schema extensions: error codes and masking, and a parser cache that reports like Strawberry.
+"""Error codes and masking, and a parser cache that reports like Strawberry.
 
 Every GraphQL error gets ``extensions.code``; anything unexpected is masked and logged.
 """
@@ -23,45 +23,43 @@ VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 _TOKEN_LIMIT_PREFIX = "Syntax Error: Document contains more than"  # noqa: S105 (not a secret)
 
 
-class ErrorCodes(SchemaExtension):
-    """Created per operation (passed to the schema as a class), so it may keep state."""
-
-    def __init__(self) -> None:
-        self._validation_errors: list[GraphQLError] = []
+class MarkValidationErrors(SchemaExtension):
+    """Tags the document's validation errors, which look like any other error later on."""
 
     def on_validate(self) -> Iterator[None]:
         yield
-        self._validation_errors = list(self.execution_context.pre_execution_errors or ())
+        for error in self.execution_context.pre_execution_errors or ():
+            error.extensions = {**(error.extensions or {}), "code": VALIDATION_FAILED}
 
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
-        if result is not None and result.errors:
-            result.errors = [self._coded(error) for error in result.errors]
 
-    def _coded(self, error: GraphQLError) -> GraphQLError:
-        original = error.original_error
-        if isinstance(original, GatewayError):
-            return _with_extensions(error, original.detail, _gateway_extensions(original))
-        if original is None or isinstance(original, GraphQLError):
-            if isinstance(error, GraphQLSyntaxError):
-                code = (
-                    VALIDATION_FAILED
-                    if error.message.startswith(_TOKEN_LIMIT_PREFIX)
-                    else (PARSE_FAILED)
-                )
-            elif any(error is seen for seen in self._validation_errors):
-                code = VALIDATION_FAILED
-            else:
-                # From execution, without a cause of ours: variables that do not coerce.
-                code = ValidationError.code
-            return _with_extensions(error, error.message, {"code": code})
-        logger.error(
-            "unhandled error in GraphQL resolver",
-            exc_info=original,
-            extra={"request_id": current_request_id()},
-        )
-        return _with_extensions(error, InternalError.default_detail, {"code": InternalError.code})
+def code_errors(errors: list[GraphQLError]) -> None:
+    """Gives every error its ``extensions.code`` in place; masks and logs unexpected ones.
+
+    In place, because Strawberry hands the same list on to HTTP and websocket results.
+    """
+    errors[:] = [_coded(error) for error in errors]
+
+
+def _coded(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    if isinstance(original, GatewayError):
+        return _with_extensions(error, original.detail, _gateway_extensions(original))
+    if original is None or isinstance(original, GraphQLError):
+        if error.extensions and "code" in error.extensions:
+            return error
+        if isinstance(error, GraphQLSyntaxError):
+            limit = error.message.startswith(_TOKEN_LIMIT_PREFIX)
+            code = VALIDATION_FAILED if limit else PARSE_FAILED
+        else:
+            # From execution, without a cause of ours: variables that do not coerce.
+            code = ValidationError.code
+        return _with_extensions(error, error.message, {"code": code})
+    logger.error(
+        "unhandled error in GraphQL resolver",
+        exc_info=original,
+        extra={"request_id": current_request_id()},
+    )
+    return _with_extensions(error, InternalError.default_detail, {"code": InternalError.code})
 
 
 def _gateway_extensions(error: GatewayError) -> dict[str, object]:

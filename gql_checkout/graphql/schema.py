@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +21,11 @@ from strawberry.schema.config import StrawberryConfig
 from gql_checkout.domain import rfc3339
 from gql_checkout.errors import ValidationError
 from gql_checkout.graphql.context import Info
-from gql_checkout.graphql.extensions import ErrorCodes, ReportingParserCache
+from gql_checkout.graphql.extensions import (
+    MarkValidationErrors,
+    ReportingParserCache,
+    code_errors,
+)
 from gql_checkout.graphql.types import (
     CheckoutSessionType,
     CreateCheckoutSessionInput,
@@ -107,6 +112,24 @@ class Mutation:
         return CheckoutSessionType.from_domain(session, now=context.service.clock())
 
 
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="The session now, then every change; completes once it is closed or expired."
+    )
+    async def checkout_session_updated(
+        self, info: Info, id: strawberry.ID
+    ) -> AsyncGenerator[CheckoutSessionType, None]:
+        context = info.context
+        checkout_session_id = parse_uuid(id, field="id")
+        merchant_id = await context.subscriber(checkout_session_id)
+        watch = context.service.watch_checkout_session(
+            merchant_id=merchant_id, checkout_session_id=checkout_session_id
+        )
+        async for session in watch:
+            yield CheckoutSessionType.from_domain(session, now=context.service.clock())
+
+
 def _parse_datetime(value: Any) -> datetime:
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
@@ -127,7 +150,9 @@ DATETIME = strawberry.scalar(
 
 class GatewaySchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
-        """Silent: ErrorCodes logs the unexpected errors; client errors are not ours to log."""
+        """Strawberry's one hook that sees every error of queries, mutations and
+        subscriptions alike: code them here (only unexpected ones are logged)."""
+        code_errors(errors)
 
 
 def build_schema(*, limits: Limits | None = None, production: bool = False) -> GatewaySchema:
@@ -150,8 +175,9 @@ def build_schema(*, limits: Limits | None = None, production: bool = False) -> G
     return GatewaySchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=[
-            ErrorCodes,
+            MarkValidationErrors,
             token_limit,
             validation_rules,
             ReportingParserCache,

@@ -24,8 +24,9 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
     ) -> GraphQLContext:
         return GraphQLContext.for_connection(request)
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: graphql-transport-ws messages must travel as text frames.
+        return orjson.dumps(data).decode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
