@@ -152,6 +152,10 @@ class CheckoutService:
         """A session as its merchant may read it: 404, 403, 410 canceled, 401 expired."""
         async with self._engine.connect() as conn:
             session = await repository.get_session(conn, checkout_session_id=checkout_session_id)
+        return self.readable(session, merchant_id=merchant_id)
+
+    def readable(self, session: CheckoutSession | None, *, merchant_id: UUID) -> CheckoutSession:
+        """The read rules, in the contract's order, for a session loaded by the caller."""
         session = self._owned(session, merchant_id=merchant_id)
         if session.status is CheckoutSessionStatus.CANCELED:
             raise SessionCanceled

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
@@ -31,6 +32,8 @@ class GraphQLContext:
     connection_params: dict[str, object] | None = None
     _reader: UUID | None = field(default=None, init=False)
     _writer: Merchant | None = field(default=None, init=False)
+    # Root fields resolve concurrently: the lock makes the credential check run once.
+    _identity_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     @classmethod
     def for_connection(cls, connection: HTTPConnection) -> GraphQLContext:
@@ -46,6 +49,10 @@ class GraphQLContext:
 
     async def reader(self) -> UUID:
         """The merchant reads act for: X-Merchant-Id or the API key's (checked once per request)."""
+        async with self._identity_lock:
+            return await self._resolve_reader()
+
+    async def _resolve_reader(self) -> UUID:
         if self._reader is None:
             merchant_id = (
                 parse_uuid(self.merchant_id_header, field="X-Merchant-Id")
@@ -82,6 +89,10 @@ class GraphQLContext:
 
     async def writer(self) -> Merchant:
         """The merchant of the API key; every mutation needs one."""
+        async with self._identity_lock:
+            return await self._resolve_writer()
+
+    async def _resolve_writer(self) -> Merchant:
         if self._writer is None:
             if self.authorization is None:
                 raise Unauthenticated("Mutations need an Authorization: Bearer <apiKey> header.")

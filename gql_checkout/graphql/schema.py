@@ -47,9 +47,10 @@ class Query:
         context = info.context
         checkout_session_id = parse_uuid(id, field="id")
         merchant_id = await context.reader()
-        session = await context.service.get_checkout_session(
-            merchant_id=merchant_id, checkout_session_id=checkout_session_id
-        )
+        # Through the loader: several root fields share one query, and their children then
+        # fall into one batch too.
+        loaded = await context.sessions_by_id.load(checkout_session_id)
+        session = context.service.readable(loaded, merchant_id=merchant_id)
         return CheckoutSessionType.from_domain(session, now=context.now)
 
 
