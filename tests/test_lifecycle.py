@@ -10,7 +10,6 @@ from starlette.applications import Starlette
 
 from gql_checkout.app import create_app
 from gql_checkout.settings import Settings
-
 from tests.conftest import Clock, MerchantCredentials
 from tests.helpers import (
     CANCEL_MUTATION,
@@ -163,7 +162,9 @@ async def test_mutations_need_an_api_key(
 ) -> None:
     session = await create_session(client, merchant.api_key)
 
-    without_key = await graphql(client, CANCEL_MUTATION, {"id": session["id"]}, merchant.read_headers)
+    without_key = await graphql(
+        client, CANCEL_MUTATION, {"id": session["id"]}, merchant.read_headers
+    )
     bad_key = await graphql(
         client, CANCEL_MUTATION, {"id": session["id"]}, {"Authorization": "Bearer gqlc_sk_nope"}
     )
