@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from gql_checkout import rest
+from gql_checkout import health, rest
 from gql_checkout.bus import create_bus
 from gql_checkout.db import create_engine
 from gql_checkout.errors import GatewayError
@@ -53,6 +53,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
     app = Starlette(
         routes=[
             *rest.routes,
+            *health.routes,
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
         ],

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import Table, and_, insert, or_, select, update
+from sqlalchemy import Table, and_, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gql_checkout.domain import (
@@ -63,6 +63,10 @@ def _session_from_row(row: Any) -> CheckoutSession:  # a Row of _SESSION_COLUMNS
         parent_id=row.parent_id,
         current_child_id=row.current_child_id,
     )
+
+
+async def ping(conn: AsyncConnection) -> None:
+    await conn.execute(select(literal(1)))
 
 
 async def get_session(

@@ -144,6 +144,11 @@ class CheckoutService:
         async with self._engine.connect() as conn:
             return await repository.get_merchant_by_name(conn, name=name)
 
+    async def ping(self) -> None:
+        """Raises if the database does not answer."""
+        async with self._engine.connect() as conn:
+            await repository.ping(conn)
+
     # --- reads ----------------------------------------------------------------------------
 
     async def get_checkout_session(

@@ -1,0 +1,40 @@
+"""Liveness and readiness for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from gql_checkout.service import CheckoutService
+
+logger = logging.getLogger(__name__)
+
+
+async def healthz(_request: Request) -> JSONResponse:
+    """The process is up and serving."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """The database answers: route traffic here."""
+    service: CheckoutService = request.app.state.service
+    try:
+        await service.ping()
+    except (SQLAlchemyError, OSError) as error:
+        logger.warning("readiness check failed: %s", error)
+        return JSONResponse(
+            {"status": "unavailable", "database": "unreachable"},
+            status_code=HTTPStatus.SERVICE_UNAVAILABLE,
+        )
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+]
