@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psycopg
@@ -20,6 +20,9 @@ from gql_checkout.migrate import migrate
 from gql_checkout.service import CheckoutService
 from gql_checkout.settings import Environment, Settings
 from tests.postgres import postgres_cluster
+
+if TYPE_CHECKING:
+    from tests.server import LiveServer
 
 TEST_SECRET = "test-secret-" + "x" * 40
 
@@ -152,3 +155,13 @@ def statements(app: Starlette) -> Iterator[StatementCounter]:
     event.listen(sync_engine, "before_cursor_execute", counter)
     yield counter
     event.remove(sync_engine, "before_cursor_execute", counter)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A real `gql-checkout serve` process on a free port, with its own SQLite file."""
+    # Imported here, not at the top: tests.server imports this module's secret and types.
+    from tests.server import running_server
+
+    with running_server(tmp_path) as server:
+        yield server
