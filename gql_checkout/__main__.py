@@ -9,26 +9,22 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from gql_checkout.db import create_engine
 from gql_checkout.demo import DemoData, seed_demo
 from gql_checkout.migrate import migrate
-from gql_checkout.service import CheckoutService
+from gql_checkout.services import Services, build_services
 from gql_checkout.settings import Settings, SettingsError
-from gql_checkout.tokens import HcpTokens
 
 T = TypeVar("T")
 
 
-def _with_service(settings: Settings, work: Callable[[CheckoutService], Awaitable[T]]) -> T:
+def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
     async def run() -> T:
-        engine = create_engine(settings.database_url)
+        wired = build_services(settings)
         try:
-            await migrate(engine)
-            return await work(
-                CheckoutService(engine=engine, tokens=HcpTokens(settings.hcp_secrets))
-            )
+            await migrate(wired.engine)
+            return await work(wired)
         finally:
-            await engine.dispose()
+            await wired.stop()
 
     return asyncio.run(run())
 
@@ -55,27 +51,23 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _migrate(settings: Settings, _args: argparse.Namespace) -> None:
-    async def run() -> None:
-        engine = create_engine(settings.database_url)
-        try:
-            await migrate(engine)
-        finally:
-            await engine.dispose()
+    async def nothing_more(_wired: Services) -> None:
+        """_with_services has migrated already."""
 
-    asyncio.run(run())
+    _with_services(settings, nothing_more)
 
 
 def _create_merchant(settings: Settings, args: argparse.Namespace) -> None:
-    async def work(service: CheckoutService) -> tuple[str, str]:
-        merchant, api_key = await service.create_merchant(name=args.name)
+    async def work(wired: Services) -> tuple[str, str]:
+        merchant, api_key = await wired.merchants.create_merchant(name=args.name)
         return str(merchant.id), api_key
 
-    merchant_id, api_key = _with_service(settings, work)
+    merchant_id, api_key = _with_services(settings, work)
     _print_json({"merchantId": merchant_id, "apiKey": api_key})
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> None:
-    demo = _with_service(settings, seed_demo)
+    demo = _with_services(settings, seed_demo)
     if args.banner:
         _print_banner(demo, base_url=f"http://{args.host}:{args.port}")
         return

@@ -13,24 +13,18 @@ from starlette.routing import Route, WebSocketRoute
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gql_checkout import health, rest
-from gql_checkout.bus import create_bus
-from gql_checkout.db import create_engine
+from gql_checkout.clock import Clock, utc_now
 from gql_checkout.errors import GatewayError
 from gql_checkout.graphql.schema import build_schema
 from gql_checkout.graphql.view import GraphQLView
 from gql_checkout.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from gql_checkout.problems import handle_gateway_error, handle_http_exception
-from gql_checkout.service import CheckoutService, Clock, utc_now
+from gql_checkout.services import build_services
 from gql_checkout.settings import Settings
-from gql_checkout.tokens import HcpTokens
 
 
 def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
-    engine = create_engine(settings.database_url)
-    bus = create_bus(engine)
-    service = CheckoutService(
-        engine=engine, tokens=HcpTokens(settings.hcp_secrets), bus=bus, clock=clock
-    )
+    services = build_services(settings, clock=clock)
     limits = settings.limits
     graphql = GraphQLView(
         build_schema(limits=limits, production=settings.is_production),
@@ -43,12 +37,11 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        await bus.start()
+        await services.start()
         try:
             yield
         finally:
-            await bus.stop()
-            await engine.dispose()
+            await services.stop()
 
     app = Starlette(
         routes=[
@@ -67,7 +60,6 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
         },
         lifespan=lifespan,
     )
-    app.state.service = service
-    app.state.engine = engine
+    app.state.services = services
     app.state.settings = settings
     return app

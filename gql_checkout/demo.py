@@ -8,7 +8,7 @@ from uuid import UUID
 
 from gql_checkout.domain import Appearance, PaymentMethod, Theme
 from gql_checkout.errors import InvalidStateTransition
-from gql_checkout.service import CheckoutService
+from gql_checkout.services import Services
 from gql_checkout.validation import parse_new_checkout_session
 
 DEMO_MERCHANT_NAME = "Demo Merchant"
@@ -26,19 +26,20 @@ class DemoData:
     session_ids: dict[str, str]
 
 
-async def seed_demo(service: CheckoutService) -> DemoData:
+async def seed_demo(services: Services) -> DemoData:
     """Reruns return the same merchant and, on the same UTC day, the same sessions.
 
     The API key is shown only once at creation, so each run issues the demo merchant a
     fresh one (the previous demo key stops working).
     """
-    merchant = await service.find_merchant(name=DEMO_MERCHANT_NAME)
+    merchants, service = services.merchants, services.checkout
+    merchant = await merchants.find_merchant(name=DEMO_MERCHANT_NAME)
     if merchant is None:
-        merchant, api_key = await service.create_merchant(
+        merchant, api_key = await merchants.create_merchant(
             name=DEMO_MERCHANT_NAME, appearance=DEMO_APPEARANCE
         )
     else:
-        api_key = await service.rotate_api_key(merchant_id=merchant.id)
+        api_key = await merchants.rotate_api_key(merchant_id=merchant.id)
     # Keys carry the date: a rerun the next day seeds sessions that are open again.
     day = service.clock().date().isoformat()
 

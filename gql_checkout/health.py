@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from gql_checkout.service import CheckoutService
+from gql_checkout.state import services
 
 logger = logging.getLogger(__name__)
 
@@ -22,9 +22,8 @@ async def healthz(_request: Request) -> JSONResponse:
 
 async def readyz(request: Request) -> JSONResponse:
     """The database answers: route traffic here."""
-    service: CheckoutService = request.app.state.service
     try:
-        await service.ping()
+        await services(request).checkout.ping()
     except (SQLAlchemyError, OSError) as error:
         logger.warning("readiness check failed: %s", error)
         return JSONResponse(

@@ -18,16 +18,11 @@ from starlette.routing import Route
 
 from gql_checkout.domain import CheckoutSession, MerchantProfile, rfc3339
 from gql_checkout.errors import FieldError, Unauthenticated, ValidationError
-from gql_checkout.service import CheckoutService
+from gql_checkout.state import services
 from gql_checkout.validation import parse_bearer, parse_uuid
 
 _INIT_VALUES = {"true": True, "false": False}
 _SESSION_HEADERS = {"Cache-Control": "no-cache, private"}
-
-
-def _service(request: Request) -> CheckoutService:
-    service: CheckoutService = request.app.state.service
-    return service
 
 
 def _parse_read_request(request: Request) -> tuple[UUID, UUID, bool]:
@@ -55,8 +50,8 @@ def _parse_read_request(request: Request) -> tuple[UUID, UUID, bool]:
 
 async def get_checkout_session(request: Request) -> Response:
     checkout_session_id, merchant_id, init = _parse_read_request(request)
-    service = _service(request)
-    merchant_id = await service.resolve_reader(
+    service = services(request).checkout
+    merchant_id = await services(request).merchants.resolve_reader(
         merchant_id=merchant_id, authorization=request.headers.get("authorization")
     )
     session = await service.get_checkout_session(
@@ -93,7 +88,9 @@ async def hcp_auth(request: Request) -> Response:
     authorization = request.headers.get("authorization")
     if authorization is None:
         raise Unauthenticated("An hcpToken is required: Authorization: Bearer <hcpToken>.")
-    session = await _service(request).authorize_hcp_token(token=parse_bearer(authorization))
+    session = await services(request).checkout.authorize_hcp_token(
+        token=parse_bearer(authorization)
+    )
     return Response(
         status_code=HTTPStatus.NO_CONTENT,
         headers={

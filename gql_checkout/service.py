@@ -12,11 +12,10 @@ import contextlib
 import hashlib
 import hmac
 import json
-import secrets
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy.exc import IntegrityError
@@ -24,12 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_checkout import repository
 from gql_checkout.bus import LocalBus
+from gql_checkout.clock import Clock, stamp, utc_now
 from gql_checkout.domain import (
-    DEFAULT_CARD_CATEGORIES,
-    Appearance,
     CheckoutSession,
     CheckoutSessionStatus,
-    Merchant,
     MerchantProfile,
     NewCheckoutSession,
     PaymentMethod,
@@ -45,27 +42,10 @@ from gql_checkout.errors import (
     ValidationError,
 )
 from gql_checkout.tokens import HcpTokens
-from gql_checkout.validation import parse_bearer
 
-Clock = Callable[[], datetime]
-API_KEY_PREFIX = "gqlc_sk_"
 # A watcher re-reads its session at least this often even without a bus message: the
 # bound on staleness should a message ever be lost (e.g. while a replica reconnects).
 RESYNC_SECONDS = 5.0
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _stamp(moment: datetime) -> datetime:
-    # Stored times are whole seconds: the API shows whole seconds, and a session then
-    # expires exactly when its printed expiresAt says.
-    return moment.replace(microsecond=0)
-
-
-def _hash_api_key(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
 
 
 class CheckoutService:
@@ -83,66 +63,6 @@ class CheckoutService:
         self._bus = bus or LocalBus()
         self.clock = clock
         self._resync_seconds = resync_seconds
-
-    # --- identity -------------------------------------------------------------------------
-
-    async def authenticate(self, *, authorization: str) -> Merchant:
-        """The merchant whose API key is in an ``Authorization: Bearer`` header."""
-        api_key = parse_bearer(authorization)
-        api_key_hash = _hash_api_key(api_key)
-        async with self._engine.connect() as conn:
-            found = await repository.get_merchant_by_api_key_hash(conn, api_key_hash=api_key_hash)
-        if found is None or not hmac.compare_digest(found[1], api_key_hash):
-            raise Unauthenticated("The API key is not valid.")
-        return found[0]
-
-    async def resolve_reader(self, *, merchant_id: UUID | None, authorization: str | None) -> UUID:
-        """The merchant a read acts for: X-Merchant-Id, or the API key's, which must agree."""
-        if authorization is None:
-            if merchant_id is None:
-                raise ValidationError.on("X-Merchant-Id", "is required")
-            return merchant_id
-        merchant = await self.authenticate(authorization=authorization)
-        if merchant_id is not None and merchant_id != merchant.id:
-            raise Forbidden("The API key belongs to another merchant than X-Merchant-Id.")
-        return merchant.id
-
-    async def create_merchant(
-        self, *, name: str, appearance: Appearance | None = None
-    ) -> tuple[Merchant, str]:
-        """Creates a merchant; the API key is returned once and only its hash is kept."""
-        name = name.strip()
-        if not 0 < len(name) <= 200:
-            raise ValidationError.on("name", "must have 1 to 200 characters")
-        merchant = Merchant(id=uuid.uuid4(), name=name)
-        api_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
-        profile = MerchantProfile(
-            merchant_id=merchant.id,
-            appearance=appearance or Appearance(),
-            card_categories=DEFAULT_CARD_CATEGORIES,
-        )
-        async with self._engine.begin() as conn:
-            await repository.insert_merchant(
-                conn,
-                merchant=merchant,
-                api_key_hash=_hash_api_key(api_key),
-                profile=profile,
-                now=self.clock(),
-            )
-        return merchant, api_key
-
-    async def rotate_api_key(self, *, merchant_id: UUID) -> str:
-        """Issues a new API key for a merchant; the old one stops working."""
-        api_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
-        async with self._engine.begin() as conn:
-            await repository.set_merchant_api_key_hash(
-                conn, merchant_id=merchant_id, api_key_hash=_hash_api_key(api_key)
-            )
-        return api_key
-
-    async def find_merchant(self, *, name: str) -> Merchant | None:
-        async with self._engine.connect() as conn:
-            return await repository.get_merchant_by_name(conn, name=name)
 
     async def ping(self) -> None:
         """Raises if the database does not answer."""
@@ -239,7 +159,7 @@ class CheckoutService:
             replayed = await self._replay(merchant_id, request.idempotency_key, fingerprint)
             if replayed is not None:
                 return replayed
-        now = _stamp(self.clock())
+        now = stamp(self.clock())
         expires_at = now + timedelta(seconds=request.expires_in_seconds)
         parent: CheckoutSession | None = None
         if request.parent_session_id is not None:
@@ -376,7 +296,7 @@ class CheckoutService:
         payment_method: PaymentMethod | None = None,
         failure_reason: str | None = None,
     ) -> CheckoutSession:
-        now = _stamp(self.clock())
+        now = stamp(self.clock())
         async with self._engine.begin() as conn:
             session = await repository.get_session(conn, checkout_session_id=checkout_session_id)
             session = self._owned(session, merchant_id=merchant_id)

@@ -84,14 +84,14 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture
 async def app(settings: Settings, clock: Clock) -> AsyncIterator[Starlette]:
     app = create_app(settings, clock=clock)
-    await migrate(app.state.engine)
+    await migrate(app.state.services.engine)
     yield app
-    await app.state.engine.dispose()
+    await app.state.services.engine.dispose()
 
 
 @pytest.fixture
 def service(app: Starlette) -> CheckoutService:
-    service: CheckoutService = app.state.service
+    service: CheckoutService = app.state.services.checkout
     return service
 
 
@@ -116,19 +116,19 @@ class MerchantCredentials:
         return {"Authorization": f"Bearer {self.api_key}"}
 
 
-async def _new_merchant(service: CheckoutService, name: str) -> MerchantCredentials:
-    merchant, api_key = await service.create_merchant(name=name)
+async def _new_merchant(app: Starlette, name: str) -> MerchantCredentials:
+    merchant, api_key = await app.state.services.merchants.create_merchant(name=name)
     return MerchantCredentials(merchant_id=str(merchant.id), api_key=api_key)
 
 
 @pytest.fixture
-async def merchant(service: CheckoutService) -> MerchantCredentials:
-    return await _new_merchant(service, "Acme")
+async def merchant(app: Starlette) -> MerchantCredentials:
+    return await _new_merchant(app, "Acme")
 
 
 @pytest.fixture
-async def other_merchant(service: CheckoutService) -> MerchantCredentials:
-    return await _new_merchant(service, "Other")
+async def other_merchant(app: Starlette) -> MerchantCredentials:
+    return await _new_merchant(app, "Other")
 
 
 class StatementCounter:
@@ -151,7 +151,7 @@ class StatementCounter:
 @pytest.fixture
 def statements(app: Starlette) -> Iterator[StatementCounter]:
     counter = StatementCounter()
-    sync_engine = app.state.engine.sync_engine
+    sync_engine = app.state.services.engine.sync_engine
     event.listen(sync_engine, "before_cursor_execute", counter)
     yield counter
     event.remove(sync_engine, "before_cursor_execute", counter)

@@ -225,7 +225,7 @@ async def test_graphiql_is_not_served_in_production(tmp_path: Path) -> None:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         response = await client.get("/graphql", headers={"Accept": "text/html"})
-    await app.state.engine.dispose()
+    await app.state.services.engine.dispose()
 
     assert response.status_code != HTTPStatus.OK
     assert not response.headers["content-type"].startswith("text/html")

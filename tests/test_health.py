@@ -32,7 +32,7 @@ async def test_not_ready_without_a_database(tmp_path: Path) -> None:
             live = await client.get("/healthz")
             ready = await client.get("/readyz")
     finally:
-        await app.state.engine.dispose()
+        await app.state.services.engine.dispose()
 
     assert live.status_code == 200
     assert (ready.status_code, ready.json()) == (

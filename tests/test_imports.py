@@ -10,7 +10,18 @@ import pytest
 import gql_checkout
 
 PACKAGE = Path(gql_checkout.__file__).resolve().parent
-CORE_MODULES = ["domain", "service", "repository", "validation", "errors", "tokens"]
+CORE_MODULES = [
+    "domain",
+    "service",
+    "merchants",
+    "repository",
+    "validation",
+    "errors",
+    "tokens",
+    "clock",
+    "bus",
+    "services",
+]
 TRANSPORTS = frozenset({"strawberry", "starlette", "graphql", "uvicorn"})
 
 

@@ -376,14 +376,14 @@ async def test_idempotency_keys_survive_a_restart(
 ) -> None:
     async with _client(app) as client:
         first = await create_session(client, merchant.api_key, idempotencyKey="order-1")
-    await app.state.engine.dispose()
+    await app.state.services.engine.dispose()
 
     restarted = create_app(settings, clock=clock)
     try:
         async with _client(restarted) as client:
             second = await create_session(client, merchant.api_key, idempotencyKey="order-1")
     finally:
-        await restarted.state.engine.dispose()
+        await restarted.state.services.engine.dispose()
 
     assert second["id"] == first["id"]
 

@@ -28,19 +28,19 @@ PROTOCOL = ["graphql-transport-ws"]
 def test_client(settings: Settings, clock: Clock) -> Iterator[TestClient]:
     async def prepare() -> None:
         setup = create_app(settings, clock=clock)
-        await migrate(setup.state.engine)
-        await setup.state.engine.dispose()
+        await migrate(setup.state.services.engine)
+        await setup.state.services.engine.dispose()
 
     asyncio.run(prepare())
     app: Starlette = create_app(settings, clock=clock)
-    app.state.service._resync_seconds = 0.05  # expiry tests move the clock, not real time
+    app.state.services.checkout._resync_seconds = 0.05  # expiry tests move the clock, not real time
     with TestClient(app) as client:
         yield client
 
 
 @pytest.fixture
 def merchant_keys(test_client: TestClient) -> tuple[str, str]:
-    service = test_client.app.state.service  # type: ignore[attr-defined]
+    service = test_client.app.state.services.merchants  # type: ignore[attr-defined]
     merchant, api_key = test_client.portal.call(_create_merchant, service)  # type: ignore[union-attr]
     return str(merchant.id), api_key
 

@@ -16,13 +16,16 @@ from gql_checkout.graphql.loaders import (
     CheckoutSessionByIdLoader,
     MerchantProfileByMerchantIdLoader,
 )
+from gql_checkout.merchants import MerchantService
 from gql_checkout.service import CheckoutService
+from gql_checkout.state import services
 from gql_checkout.validation import parse_uuid
 
 
 @dataclass
 class GraphQLContext:
     service: CheckoutService
+    merchants: MerchantService
     merchant_id_header: str | None
     authorization: str | None
     now: datetime
@@ -37,9 +40,11 @@ class GraphQLContext:
 
     @classmethod
     def for_connection(cls, connection: HTTPConnection) -> GraphQLContext:
-        service: CheckoutService = connection.app.state.service
+        wired = services(connection)
+        service = wired.checkout
         return cls(
             service=service,
+            merchants=wired.merchants,
             merchant_id_header=connection.headers.get("x-merchant-id"),
             authorization=connection.headers.get("authorization"),
             now=service.clock(),
@@ -63,7 +68,7 @@ class GraphQLContext:
                 raise ValidationError.on(
                     "X-Merchant-Id", "is required (or an Authorization: Bearer <apiKey> header)"
                 )
-            self._reader = await self.service.resolve_reader(
+            self._reader = await self.merchants.resolve_reader(
                 merchant_id=merchant_id, authorization=self.authorization
             )
         return self._reader
@@ -96,7 +101,7 @@ class GraphQLContext:
         if self._writer is None:
             if self.authorization is None:
                 raise Unauthenticated("Mutations need an Authorization: Bearer <apiKey> header.")
-            merchant = await self.service.authenticate(authorization=self.authorization)
+            merchant = await self.merchants.authenticate(authorization=self.authorization)
             if self.merchant_id_header is not None:
                 claimed = parse_uuid(self.merchant_id_header, field="X-Merchant-Id")
                 if claimed != merchant.id:
