@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from gql_checkout import health, rest
+from gql_checkout import health, openapi, rest
 from gql_checkout.clock import Clock, utc_now
 from gql_checkout.errors import GatewayError
 from gql_checkout.graphql.schema import build_schema
@@ -47,6 +47,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
         routes=[
             *rest.routes,
             *health.routes,
+            *openapi.routes,
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
         ],
