@@ -17,7 +17,11 @@ from gql_checkout.clock import Clock, utc_now
 from gql_checkout.errors import GatewayError
 from gql_checkout.graphql.schema import build_schema
 from gql_checkout.graphql.view import GraphQLView
-from gql_checkout.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from gql_checkout.middleware import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    RequestTimeoutMiddleware,
+)
 from gql_checkout.problems import handle_gateway_error, handle_http_exception
 from gql_checkout.services import build_services
 from gql_checkout.settings import Settings
@@ -53,6 +57,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
         ],
         middleware=[
             Middleware(RequestContextMiddleware),
+            Middleware(RequestTimeoutMiddleware, seconds=limits.request_timeout_seconds),
             Middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
         ],
         exception_handlers={

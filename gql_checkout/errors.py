@@ -15,7 +15,8 @@ puts the same code in ``errors[].extensions.code``.
     ├── SessionCanceled            410 SESSION_CANCELED
     ├── PayloadTooLarge            413 PAYLOAD_TOO_LARGE
     ├── RateLimited                429 RATE_LIMITED       (carries retry_after)
-    └── InternalError              500 INTERNAL_ERROR     (the mask for anything unexpected)
+    ├── InternalError              500 INTERNAL_ERROR     (the mask for anything unexpected)
+    └── RequestTimeout             503 REQUEST_TIMEOUT    (the request ran past its time limit)
 """
 
 from __future__ import annotations
@@ -123,3 +124,9 @@ class InternalError(GatewayError):
     code = "INTERNAL_ERROR"
     status = HTTPStatus.INTERNAL_SERVER_ERROR
     default_detail = "An unexpected error occurred."
+
+
+class RequestTimeout(GatewayError):
+    code = "REQUEST_TIMEOUT"
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    default_detail = "The request took too long and was abandoned; read before retrying a write."

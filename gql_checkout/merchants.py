@@ -14,6 +14,7 @@ from gql_checkout import repository
 from gql_checkout.clock import Clock, stamp, utc_now
 from gql_checkout.domain import DEFAULT_CARD_CATEGORIES, Appearance, Merchant, MerchantProfile
 from gql_checkout.errors import Forbidden, Unauthenticated, ValidationError
+from gql_checkout.ratelimit import RateLimiter
 from gql_checkout.validation import parse_bearer
 
 API_KEY_PREFIX = "gqlc_sk_"
@@ -29,8 +30,11 @@ def _hash_api_key(api_key: str) -> str:
 
 
 class MerchantService:
-    def __init__(self, *, engine: AsyncEngine, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, *, engine: AsyncEngine, limiter: RateLimiter, clock: Clock = utc_now
+    ) -> None:
         self._engine = engine
+        self._limiter = limiter
         self._clock = clock
 
     async def authenticate(self, *, authorization: str) -> Merchant:
@@ -43,16 +47,37 @@ class MerchantService:
             raise Unauthenticated("The API key is not valid.")
         return found[0]
 
-    async def resolve_reader(self, *, merchant_id: UUID | None, authorization: str | None) -> UUID:
-        """The merchant a read acts for: X-Merchant-Id, or the API key's, which must agree."""
+    async def resolve_reader(
+        self, *, merchant_id: UUID | None, authorization: str | None, client: str
+    ) -> UUID:
+        """The merchant a read acts for: X-Merchant-Id, or the API key's, which must agree;
+        counted against the read limit of that merchant and client address."""
         if authorization is None:
             if merchant_id is None:
-                raise ValidationError.on("X-Merchant-Id", "is required")
-            return merchant_id
+                raise ValidationError.on(
+                    "X-Merchant-Id", "is required (or an Authorization: Bearer <apiKey> header)"
+                )
+            reader = merchant_id
+        else:
+            reader = (await self._authorized(authorization, claimed=merchant_id)).id
+        await self._limiter.check_read(merchant_id=reader, client=client)
+        return reader
+
+    async def resolve_writer(
+        self, *, authorization: str | None, merchant_id: UUID | None
+    ) -> Merchant:
+        """The merchant a write acts for: its API key is required; counted per merchant."""
+        if authorization is None:
+            raise Unauthenticated("Writes need an Authorization: Bearer <apiKey> header.")
+        merchant = await self._authorized(authorization, claimed=merchant_id)
+        await self._limiter.check_write(merchant_id=merchant.id)
+        return merchant
+
+    async def _authorized(self, authorization: str, *, claimed: UUID | None) -> Merchant:
         merchant = await self.authenticate(authorization=authorization)
-        if merchant_id is not None and merchant_id != merchant.id:
+        if claimed is not None and claimed != merchant.id:
             raise Forbidden("The API key belongs to another merchant than X-Merchant-Id.")
-        return merchant.id
+        return merchant
 
     async def create_merchant(
         self, *, name: str, appearance: Appearance | None = None

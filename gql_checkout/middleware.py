@@ -1,14 +1,15 @@
-"""ASGI middleware: request id and last-resort error mask, request body size limit."""
+"""ASGI middleware: request id and last-resort error mask, time limit, body size limit."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gql_checkout.errors import PayloadTooLarge
+from gql_checkout.errors import PayloadTooLarge, RequestTimeout
 from gql_checkout.problems import internal_error_response, problem_response
 from gql_checkout.requestctx import request_id_var
 
@@ -53,6 +54,34 @@ class RequestContextMiddleware:
             await internal_error_response(exc)(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
+
+
+class RequestTimeoutMiddleware:
+    """Abandons an HTTP request after ``seconds`` (its transaction, if any, rolls back)."""
+
+    def __init__(self, app: ASGIApp, *, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        deadline = asyncio.timeout(self.seconds)
+        try:
+            async with deadline:
+                await self.app(scope, receive, tracking_send)
+        except TimeoutError:
+            if started or not deadline.expired():
+                raise
+            await problem_response(RequestTimeout())(scope, receive, send)
 
 
 class BodySizeLimitMiddleware:

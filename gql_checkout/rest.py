@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from gql_checkout.domain import CheckoutSession, MerchantProfile, rfc3339
 from gql_checkout.errors import FieldError, Unauthenticated, ValidationError
-from gql_checkout.state import services
+from gql_checkout.state import client_address, services
 from gql_checkout.validation import parse_bearer, parse_uuid
 
 _INIT_VALUES = {"true": True, "false": False}
@@ -52,7 +52,9 @@ async def get_checkout_session(request: Request) -> Response:
     checkout_session_id, merchant_id, init = _parse_read_request(request)
     service = services(request).checkout
     merchant_id = await services(request).merchants.resolve_reader(
-        merchant_id=merchant_id, authorization=request.headers.get("authorization")
+        merchant_id=merchant_id,
+        authorization=request.headers.get("authorization"),
+        client=client_address(request),
     )
     session = await service.get_checkout_session(
         merchant_id=merchant_id, checkout_session_id=checkout_session_id

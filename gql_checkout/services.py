@@ -10,6 +10,7 @@ from gql_checkout.bus import LocalBus, create_bus
 from gql_checkout.clock import Clock, utc_now
 from gql_checkout.db import create_engine
 from gql_checkout.merchants import MerchantService
+from gql_checkout.ratelimit import RateLimiter
 from gql_checkout.service import CheckoutService
 from gql_checkout.settings import Settings
 from gql_checkout.tokens import HcpTokens
@@ -39,5 +40,11 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> Services:
         checkout=CheckoutService(
             engine=engine, tokens=HcpTokens(settings.hcp_secrets), bus=bus, clock=clock
         ),
-        merchants=MerchantService(engine=engine, clock=clock),
+        merchants=MerchantService(
+            engine=engine,
+            limiter=RateLimiter(
+                reads=settings.limits.reads_per_client, writes=settings.limits.writes_per_merchant
+            ),
+            clock=clock,
+        ),
     )

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
 
+import limits
 from sqlalchemy.engine import make_url
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./gql_checkout.db"
@@ -25,7 +26,7 @@ class SettingsError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Abuse limits on GraphQL documents and request bodies."""
+    """Abuse limits; each field can be set as GQL_CHECKOUT_<FIELD NAME IN CAPITALS>."""
 
     max_depth: int = 10
     max_aliases: int = 15
@@ -34,6 +35,10 @@ class Limits:
     max_batch: int = 10
     max_subscriptions_per_connection: int = 20
     connection_init_timeout_seconds: float = 10.0
+    request_timeout_seconds: float = 10.0
+    # `limits` notation; None switches a limit off. A page polls about once a second.
+    reads_per_client: str | None = "600/minute"
+    writes_per_merchant: str | None = "1200/minute"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +72,41 @@ class Settings:
                     "comma-separated secrets of at least 32 characters (the first signs)"
                 )
             hcp_secrets = (_development_secret(database_url),)
-        return cls(database_url=database_url, environment=environment, hcp_secrets=hcp_secrets)
+        return cls(
+            database_url=database_url,
+            environment=environment,
+            hcp_secrets=hcp_secrets,
+            limits=_limits_from_env(env),
+        )
 
 
 MIN_SECRET_LENGTH = 32
+_OFF = "off"
+
+
+def _limits_from_env(env: Mapping[str, str]) -> Limits:
+    overrides: dict[str, object] = {}
+    for limit in fields(Limits):
+        name = f"GQL_CHECKOUT_{limit.name.upper()}"
+        raw = env.get(name)
+        if raw is None:
+            continue
+        default = limit.default
+        try:
+            if isinstance(default, int):
+                value: object = int(raw)
+            elif isinstance(default, float):
+                value = float(raw)
+            else:
+                value = None if raw.strip().lower() == _OFF else raw.strip()
+                if value is not None:
+                    limits.parse(str(value))
+        except ValueError:
+            raise SettingsError(f"{name}: {raw!r} is not a valid value") from None
+        if isinstance(value, int | float) and value <= 0:
+            raise SettingsError(f"{name} must be positive")
+        overrides[limit.name] = value
+    return Limits(**overrides)  # type: ignore[arg-type]
 
 
 def _parse_secrets(raw: str) -> tuple[str, ...]:

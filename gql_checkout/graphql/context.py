@@ -11,14 +11,14 @@ from starlette.requests import HTTPConnection
 from strawberry.types import Info as StrawberryInfo
 
 from gql_checkout.domain import Merchant
-from gql_checkout.errors import Forbidden, Unauthenticated, ValidationError
+from gql_checkout.errors import Forbidden, ValidationError
 from gql_checkout.graphql.loaders import (
     CheckoutSessionByIdLoader,
     MerchantProfileByMerchantIdLoader,
 )
 from gql_checkout.merchants import MerchantService
 from gql_checkout.service import CheckoutService
-from gql_checkout.state import services
+from gql_checkout.state import client_address, services
 from gql_checkout.validation import parse_uuid
 
 
@@ -28,6 +28,7 @@ class GraphQLContext:
     merchants: MerchantService
     merchant_id_header: str | None
     authorization: str | None
+    client: str
     now: datetime
     sessions_by_id: CheckoutSessionByIdLoader
     profiles_by_merchant_id: MerchantProfileByMerchantIdLoader
@@ -47,6 +48,7 @@ class GraphQLContext:
             merchants=wired.merchants,
             merchant_id_header=connection.headers.get("x-merchant-id"),
             authorization=connection.headers.get("authorization"),
+            client=client_address(connection),
             now=service.clock(),
             sessions_by_id=CheckoutSessionByIdLoader(service),
             profiles_by_merchant_id=MerchantProfileByMerchantIdLoader(service),
@@ -59,17 +61,10 @@ class GraphQLContext:
 
     async def _resolve_reader(self) -> UUID:
         if self._reader is None:
-            merchant_id = (
-                parse_uuid(self.merchant_id_header, field="X-Merchant-Id")
-                if self.merchant_id_header is not None
-                else None
-            )
-            if merchant_id is None and self.authorization is None:
-                raise ValidationError.on(
-                    "X-Merchant-Id", "is required (or an Authorization: Bearer <apiKey> header)"
-                )
             self._reader = await self.merchants.resolve_reader(
-                merchant_id=merchant_id, authorization=self.authorization
+                merchant_id=self._claimed_merchant_id(),
+                authorization=self.authorization,
+                client=self.client,
             )
         return self._reader
 
@@ -99,15 +94,15 @@ class GraphQLContext:
 
     async def _resolve_writer(self) -> Merchant:
         if self._writer is None:
-            if self.authorization is None:
-                raise Unauthenticated("Mutations need an Authorization: Bearer <apiKey> header.")
-            merchant = await self.merchants.authenticate(authorization=self.authorization)
-            if self.merchant_id_header is not None:
-                claimed = parse_uuid(self.merchant_id_header, field="X-Merchant-Id")
-                if claimed != merchant.id:
-                    raise Forbidden("The API key belongs to another merchant than X-Merchant-Id.")
-            self._writer = merchant
+            self._writer = await self.merchants.resolve_writer(
+                authorization=self.authorization, merchant_id=self._claimed_merchant_id()
+            )
         return self._writer
+
+    def _claimed_merchant_id(self) -> UUID | None:
+        if self.merchant_id_header is None:
+            return None
+        return parse_uuid(self.merchant_id_header, field="X-Merchant-Id")
 
 
 Info = StrawberryInfo[GraphQLContext, None]
