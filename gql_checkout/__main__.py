@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from gql_checkout.demo import DemoData, seed_demo
+from gql_checkout.logs import logging_config
 from gql_checkout.migrate import migrate
 from gql_checkout.services import Services, build_services
 from gql_checkout.settings import Settings, SettingsError
@@ -46,6 +47,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         workers=args.workers,
         proxy_headers=True,
         server_header=False,
+        log_config=logging_config(),
+        access_log=False,
         timeout_graceful_shutdown=10,
     )
 

@@ -19,6 +19,7 @@ from gql_checkout.graphql.schema import build_schema
 from gql_checkout.graphql.view import GraphQLView
 from gql_checkout.middleware import (
     BodySizeLimitMiddleware,
+    MetricsMiddleware,
     RequestContextMiddleware,
     RequestTimeoutMiddleware,
 )
@@ -31,7 +32,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
     services = build_services(settings, clock=clock)
     limits = settings.limits
     graphql = GraphQLView(
-        build_schema(limits=limits, production=settings.is_production),
+        build_schema(
+            limits=limits, production=settings.is_production, tracing=settings.otel_tracing
+        ),
         graphql_ide=None if settings.is_production else "graphiql",
         allow_queries_via_get=False,
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
@@ -57,6 +60,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
         ],
         middleware=[
             Middleware(RequestContextMiddleware),
+            Middleware(MetricsMiddleware, metrics=services.metrics),
             Middleware(RequestTimeoutMiddleware, seconds=limits.request_timeout_seconds),
             Middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
         ],

@@ -1,13 +1,14 @@
-"""Liveness and readiness for load balancers and orchestrators."""
+"""Operability endpoints: liveness, readiness, Prometheus metrics."""
 
 from __future__ import annotations
 
 import logging
 from http import HTTPStatus
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gql_checkout.state import services
@@ -33,7 +34,14 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "database": "ok"})
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus text format (keep it off the public edge: deploy/nginx.conf does)."""
+    registry = services(request).metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
 routes = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
 ]

@@ -1,19 +1,24 @@
-"""ASGI middleware: request id and last-resort error mask, time limit, body size limit."""
+"""ASGI middleware: request id and last-resort error mask, metrics, time limit, body size."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+import time
 import uuid
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gql_checkout.errors import PayloadTooLarge, RequestTimeout
+from gql_checkout.logs import ACCESS_LOGGER
+from gql_checkout.metrics import Metrics
 from gql_checkout.problems import internal_error_response, problem_response
 from gql_checkout.requestctx import request_id_var
 
 REQUEST_ID_HEADER = "x-request-id"
+access_log = logging.getLogger(ACCESS_LOGGER)
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -37,23 +42,66 @@ class RequestContextMiddleware:
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
 
-        started = False
+        status: int | None = None
+        began = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal status
             if message["type"] == "http.response.start":
-                started = True
+                status = message["status"]
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            if started or scope["type"] != "http":
+            if status is not None or scope["type"] != "http":
                 raise
             await internal_error_response(exc)(scope, receive, send_with_id)
         finally:
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "request",
+                    extra={
+                        "method": scope.get("method", "WEBSOCKET"),
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - began) * 1000, 2),
+                    },
+                )
             request_id_var.reset(token)
+
+
+class MetricsMiddleware:
+    """Counts and times HTTP requests by route template (never by raw path)."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            method = scope["method"]
+            self.metrics.http_requests.labels(template, method, str(status)).inc()
+            self.metrics.http_latency.labels(template, method).observe(
+                time.perf_counter() - started
+            )
 
 
 class RequestTimeoutMiddleware:

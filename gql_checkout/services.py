@@ -10,6 +10,7 @@ from gql_checkout.bus import LocalBus, create_bus
 from gql_checkout.clock import Clock, utc_now
 from gql_checkout.db import create_engine
 from gql_checkout.merchants import MerchantService
+from gql_checkout.metrics import Metrics
 from gql_checkout.ratelimit import RateLimiter
 from gql_checkout.service import CheckoutService
 from gql_checkout.settings import Settings
@@ -22,6 +23,7 @@ class Services:
     bus: LocalBus
     checkout: CheckoutService
     merchants: MerchantService
+    metrics: Metrics
 
     async def start(self) -> None:
         await self.bus.start()
@@ -47,4 +49,5 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> Services:
             ),
             clock=clock,
         ),
+        metrics=Metrics(engine),
     )

@@ -48,6 +48,8 @@ class Settings:
     # The first secret signs; all of them verify (rotation without downtime).
     hcp_secrets: tuple[str, ...]
     limits: Limits = Limits()
+    # OpenTelemetry spans per operation and resolver (needs the `otel` extra installed).
+    otel_tracing: bool = False
 
     @property
     def is_production(self) -> bool:
@@ -77,6 +79,7 @@ class Settings:
             environment=environment,
             hcp_secrets=hcp_secrets,
             limits=_limits_from_env(env),
+            otel_tracing=env.get("GQL_CHECKOUT_OTEL_TRACING", "").lower() in {"1", "true", "yes"},
         )
 
 

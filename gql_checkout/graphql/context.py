@@ -17,6 +17,7 @@ from gql_checkout.graphql.loaders import (
     MerchantProfileByMerchantIdLoader,
 )
 from gql_checkout.merchants import MerchantService
+from gql_checkout.metrics import Metrics
 from gql_checkout.service import CheckoutService
 from gql_checkout.state import client_address, services
 from gql_checkout.validation import parse_uuid
@@ -26,6 +27,7 @@ from gql_checkout.validation import parse_uuid
 class GraphQLContext:
     service: CheckoutService
     merchants: MerchantService
+    metrics: Metrics
     merchant_id_header: str | None
     authorization: str | None
     client: str
@@ -46,6 +48,7 @@ class GraphQLContext:
         return cls(
             service=service,
             merchants=wired.merchants,
+            metrics=wired.metrics,
             merchant_id_header=connection.headers.get("x-merchant-id"),
             authorization=connection.headers.get("authorization"),
             client=client_address(connection),

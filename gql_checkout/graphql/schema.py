@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from gql_checkout.graphql.extensions import (
     ReportingParserCache,
     code_errors,
 )
+from gql_checkout.graphql.observability import OperationMetrics
 from gql_checkout.graphql.types import (
     CheckoutSessionType,
     CreateCheckoutSessionInput,
@@ -127,8 +128,9 @@ class Subscription:
         watch = context.service.watch_checkout_session(
             merchant_id=merchant_id, checkout_session_id=checkout_session_id
         )
-        async for session in watch:
-            yield CheckoutSessionType.from_domain(session, now=context.service.clock())
+        with context.metrics.subscription():
+            async for session in watch:
+                yield CheckoutSessionType.from_domain(session, now=context.service.clock())
 
 
 def _parse_datetime(value: Any) -> datetime:
@@ -156,7 +158,9 @@ class GatewaySchema(strawberry.Schema):
         code_errors(errors)
 
 
-def build_schema(*, limits: Limits | None = None, production: bool = False) -> GatewaySchema:
+def build_schema(
+    *, limits: Limits | None = None, production: bool = False, tracing: bool = False
+) -> GatewaySchema:
     limits = limits or Limits()
     # The rule classes are built once: ValidationCache keys on them, so a rule class made
     # per request would never hit (strawberry issue 4635).
@@ -173,17 +177,24 @@ def build_schema(*, limits: Limits | None = None, production: bool = False) -> G
     def token_limit() -> SchemaExtension:
         return MaxTokensLimiter(max_token_count=limits.max_tokens)
 
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        OperationMetrics,
+        MarkValidationErrors,
+        token_limit,
+        validation_rules,
+        ReportingParserCache,
+        ValidationCache,
+    ]
+    if tracing:
+        # Imported only when asked for: OpenTelemetry is an optional extra.
+        from strawberry.extensions.tracing import OpenTelemetryExtension
+
+        extensions.append(OpenTelemetryExtension)
     return GatewaySchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[
-            MarkValidationErrors,
-            token_limit,
-            validation_rules,
-            ReportingParserCache,
-            ValidationCache,
-        ],
+        extensions=extensions,
         config=StrawberryConfig(
             scalar_map={datetime: DATETIME},
             disable_field_suggestions=production,
