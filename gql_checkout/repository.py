@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
@@ -286,18 +286,6 @@ async def get_merchant_profiles(
         )
         for row in result
     }
-
-
-async def list_session_ids(
-    conn: AsyncConnection, *, merchant_id: UUID, merchant_references: Sequence[str]
-) -> dict[str, UUID]:
-    result = await conn.execute(
-        select(sessions.c.merchant_reference, sessions.c.id).where(
-            sessions.c.merchant_id == merchant_id,
-            sessions.c.merchant_reference.in_(merchant_references),
-        )
-    )
-    return {row.merchant_reference: row.id for row in result}
 
 
 def _appearance_json(appearance: Appearance) -> dict[str, Any]:

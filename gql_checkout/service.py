@@ -91,7 +91,8 @@ class CheckoutService:
     async def get_checkout_sessions(
         self, *, checkout_session_ids: Iterable[UUID]
     ) -> dict[UUID, CheckoutSession]:
-        """Related sessions (child, parent) as they are: access was checked on the root."""
+        """Sessions by id, as stored: roots then go through ``readable``; related sessions
+        (child, parent) are shown as they are, their root's access having been checked."""
         async with self._engine.connect() as conn:
             return await repository.get_sessions(conn, checkout_session_ids=checkout_session_ids)
 
