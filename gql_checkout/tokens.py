@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from math import ceil
 from uuid import UUID
 
@@ -19,6 +20,7 @@ from gql_checkout.errors import Unauthenticated
 
 _ALGORITHM = "HS256"
 _AUDIENCE = "gql-checkout:hcp"
+SIGNED_TOKENS_CACHED = 16_384
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +42,14 @@ class HcpTokens:
         self._signing_secret = secrets[0]
         self._signing_kid = _key_id(secrets[0])
         self._verifying = {_key_id(secret): secret for secret in secrets}
+        # A token depends only on fields that never change and on the key, so it can be
+        # remembered: polls then skip the HMAC and JSON work.
+        self._sign_cached = lru_cache(maxsize=SIGNED_TOKENS_CACHED)(self._sign)
 
     def sign(self, *, checkout_session_id: UUID, merchant_id: UUID, expires_at: datetime) -> str:
+        return self._sign_cached(checkout_session_id, merchant_id, expires_at)
+
+    def _sign(self, checkout_session_id: UUID, merchant_id: UUID, expires_at: datetime) -> str:
         claims = {
             "sub": str(checkout_session_id),
             "mid": str(merchant_id),
