@@ -45,24 +45,47 @@ _SELECT_SESSIONS = select(*_SESSION_COLUMNS)
 _INITIATED = CheckoutSessionStatus.INITIATED.value
 
 
-def _session_from_row(row: Any) -> CheckoutSession:  # a Row of _SESSION_COLUMNS
-    method = row.payment_method
+def _session_from_row(row: Any) -> CheckoutSession:
+    """A session from the values of ``_SESSION_COLUMNS``, in that order."""
+    (
+        session_id,
+        merchant_id,
+        status,
+        amount,
+        currency,
+        merchant_reference,
+        created_at,
+        expires_at,
+        updated_at,
+        version,
+        payment_method,
+        failure_reason,
+        parent_id,
+        current_child_id,
+    ) = row
     return CheckoutSession(
-        id=row.id,
-        merchant_id=row.merchant_id,
-        status=CheckoutSessionStatus(row.status),
-        amount=row.amount,
-        currency=row.currency,
-        merchant_reference=row.merchant_reference,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        updated_at=row.updated_at,
-        version=row.version,
-        payment_method=PaymentMethod(**method) if method else None,
-        failure_reason=row.failure_reason,
-        parent_id=row.parent_id,
-        current_child_id=row.current_child_id,
+        id=session_id,
+        merchant_id=merchant_id,
+        status=CheckoutSessionStatus(status),
+        amount=amount,
+        currency=currency,
+        merchant_reference=merchant_reference,
+        created_at=created_at,
+        expires_at=expires_at,
+        updated_at=updated_at,
+        version=version,
+        payment_method=PaymentMethod(**payment_method) if payment_method else None,
+        failure_reason=failure_reason,
+        parent_id=parent_id,
+        current_child_id=current_child_id,
     )
+
+
+_CHILD = sessions.alias("child")
+_SELECT_SESSIONS_WITH_CHILDREN = select(
+    *_SESSION_COLUMNS, *(_CHILD.c[column.name] for column in _SESSION_COLUMNS)
+).outerjoin(_CHILD, _CHILD.c.id == sessions.c.current_child_id)
+_WIDTH = len(_SESSION_COLUMNS)
 
 
 async def ping(conn: AsyncConnection) -> None:
@@ -84,6 +107,21 @@ async def get_sessions(
         _SELECT_SESSIONS.where(sessions.c.id.in_(set(checkout_session_ids)))
     )
     return {row.id: _session_from_row(row) for row in result}
+
+
+async def get_sessions_with_current_children(
+    conn: AsyncConnection, *, checkout_session_ids: Iterable[UUID]
+) -> dict[UUID, CheckoutSession]:
+    """The sessions and their current children, in one statement (a self-join)."""
+    result = await conn.execute(
+        _SELECT_SESSIONS_WITH_CHILDREN.where(sessions.c.id.in_(set(checkout_session_ids)))
+    )
+    found: dict[UUID, CheckoutSession] = {}
+    for row in result:
+        found[row[0]] = _session_from_row(row[:_WIDTH])
+        if row[_WIDTH] is not None:
+            found[row[_WIDTH]] = _session_from_row(row[_WIDTH:])
+    return found
 
 
 async def get_session_id_by_idempotency_key(

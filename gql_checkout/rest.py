@@ -56,15 +56,9 @@ async def get_checkout_session(request: Request) -> Response:
         authorization=request.headers.get("authorization"),
         client=client_address(request),
     )
-    session = await service.get_checkout_session(
+    session, child = await service.get_checkout_session_with_child(
         merchant_id=merchant_id, checkout_session_id=checkout_session_id
     )
-    child = None
-    if session.current_child_id is not None:
-        related = await service.get_checkout_sessions(
-            checkout_session_ids=[session.current_child_id]
-        )
-        child = related.get(session.current_child_id)
     profile = None
     if init:
         profiles = await service.get_merchant_profiles(merchant_ids=[session.merchant_id])

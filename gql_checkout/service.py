@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gql_checkout import repository
 from gql_checkout.bus import LocalBus
 from gql_checkout.clock import Clock, stamp, utc_now
+from gql_checkout.coalesce import Coalescer
 from gql_checkout.domain import (
     CheckoutSession,
     CheckoutSessionStatus,
@@ -63,6 +64,9 @@ class CheckoutService:
         self._bus = bus or LocalBus()
         self.clock = clock
         self._resync_seconds = resync_seconds
+        # Reads outside transactions share queries across concurrent requests.
+        self._sessions = Coalescer(self._fetch_sessions, related=_current_child_id)
+        self._profiles = Coalescer(self._fetch_profiles)
 
     async def ping(self) -> None:
         """Raises if the database does not answer."""
@@ -75,9 +79,17 @@ class CheckoutService:
         self, *, merchant_id: UUID, checkout_session_id: UUID
     ) -> CheckoutSession:
         """A session as its merchant may read it: 404, 403, 410 canceled, 401 expired."""
-        async with self._engine.connect() as conn:
-            session = await repository.get_session(conn, checkout_session_id=checkout_session_id)
-        return self.readable(session, merchant_id=merchant_id)
+        found = await self._sessions.get_many((checkout_session_id,))
+        return self.readable(found.get(checkout_session_id), merchant_id=merchant_id)
+
+    async def get_checkout_session_with_child(
+        self, *, merchant_id: UUID, checkout_session_id: UUID
+    ) -> tuple[CheckoutSession, CheckoutSession | None]:
+        """As ``get_checkout_session``, with the current child read in the same query."""
+        found = await self._sessions.get_many((checkout_session_id,))
+        session = self.readable(found.get(checkout_session_id), merchant_id=merchant_id)
+        child_id = session.current_child_id
+        return session, found.get(child_id) if child_id is not None else None
 
     def readable(self, session: CheckoutSession | None, *, merchant_id: UUID) -> CheckoutSession:
         """The read rules, in the contract's order, for a session loaded by the caller."""
@@ -91,16 +103,24 @@ class CheckoutService:
     async def get_checkout_sessions(
         self, *, checkout_session_ids: Iterable[UUID]
     ) -> dict[UUID, CheckoutSession]:
-        """Sessions by id, as stored: roots then go through ``readable``; related sessions
-        (child, parent) are shown as they are, their root's access having been checked."""
-        async with self._engine.connect() as conn:
-            return await repository.get_sessions(conn, checkout_session_ids=checkout_session_ids)
+        """Sessions by id as stored, with their current children: roots then go through
+        ``readable``; related sessions are shown as they are, their root's access checked."""
+        return await self._sessions.get_many(tuple(checkout_session_ids))
 
     async def get_merchant_profiles(
         self, *, merchant_ids: Iterable[UUID]
     ) -> dict[UUID, MerchantProfile]:
+        return await self._profiles.get_many(tuple(merchant_ids))
+
+    async def _fetch_sessions(self, ids: list[UUID]) -> dict[UUID, CheckoutSession]:
         async with self._engine.connect() as conn:
-            return await repository.get_merchant_profiles(conn, merchant_ids=merchant_ids)
+            return await repository.get_sessions_with_current_children(
+                conn, checkout_session_ids=ids
+            )
+
+    async def _fetch_profiles(self, ids: list[UUID]) -> dict[UUID, MerchantProfile]:
+        async with self._engine.connect() as conn:
+            return await repository.get_merchant_profiles(conn, merchant_ids=ids)
 
     def hcp_token(self, session: CheckoutSession) -> str:
         return self._tokens.sign(
@@ -113,10 +133,8 @@ class CheckoutService:
         """The open session an hcpToken grants; Unauthenticated once it is closed or expired."""
         now = self.clock()
         claims = self._tokens.verify(token, now=now)
-        async with self._engine.connect() as conn:
-            session = await repository.get_session(
-                conn, checkout_session_id=claims.checkout_session_id
-            )
+        found = await self._sessions.get_many((claims.checkout_session_id,))
+        session = found.get(claims.checkout_session_id)
         if session is None or session.merchant_id != claims.merchant_id or not session.is_open(now):
             raise Unauthenticated("The hcpToken's checkout session is no longer open.")
         return session
@@ -140,11 +158,8 @@ class CheckoutService:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(remaining, self._resync_seconds)):
                         await changes.get()
-                async with self._engine.connect() as conn:
-                    latest = await repository.get_session(
-                        conn, checkout_session_id=checkout_session_id
-                    )
-                assert latest is not None  # sessions are never deleted
+                found = await self._sessions.get_many((checkout_session_id,))
+                latest = found[checkout_session_id]  # sessions are never deleted
                 if latest.version != session.version:
                     session = latest
                     yield session
@@ -337,6 +352,10 @@ class CheckoutService:
         await self._bus.committed(changed)
         assert updated is not None
         return updated
+
+
+def _current_child_id(session: CheckoutSession) -> UUID | None:
+    return session.current_child_id
 
 
 def _fingerprint(request: NewCheckoutSession) -> str:

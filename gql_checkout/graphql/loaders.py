@@ -15,6 +15,9 @@ class CheckoutSessionByIdLoader(DataLoader[UUID, CheckoutSession | None]):
     def __init__(self, service: CheckoutService) -> None:
         async def load(ids: Sequence[UUID]) -> list[CheckoutSession | None]:
             found = await service.get_checkout_sessions(checkout_session_ids=ids)
+            # The current children came in the same query: a childSession costs nothing more.
+            for related_id, related in found.items():
+                self.prime(related_id, related)
             return [found.get(checkout_session_id) for checkout_session_id in ids]
 
         super().__init__(load_fn=load)
