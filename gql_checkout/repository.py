@@ -217,6 +217,18 @@ async def cancel_initiated_children(
     return list(result.scalars())
 
 
+async def lock_session(conn: AsyncConnection, *, checkout_session_id: UUID) -> None:
+    """Locks a session row until the transaction ends (PostgreSQL; SQLite's writer lock
+    already serialises writes, and SQLite has no FOR UPDATE)."""
+    # NO KEY UPDATE, not UPDATE: a child's INSERT holds KEY SHARE on its parent (the
+    # foreign key), and FOR UPDATE would conflict with it, deadlocking two creators.
+    await conn.execute(
+        select(sessions.c.id)
+        .where(sessions.c.id == checkout_session_id)
+        .with_for_update(key_share=True)
+    )
+
+
 async def make_current_child(
     conn: AsyncConnection, *, parent_id: UUID, child_id: UUID, now: datetime
 ) -> bool:
@@ -224,12 +236,7 @@ async def make_current_child(
     # Lock the parent first. On PostgreSQL the UPDATE's subquery would otherwise judge the
     # current child by the snapshot taken before a concurrent creator committed, and both
     # would win; after the lock, the UPDATE is a new statement with a fresh snapshot.
-    # NO KEY UPDATE, not UPDATE: the INSERT already holds KEY SHARE on the parent (its
-    # foreign key), and two creators upgrading to FOR UPDATE would deadlock.
-    # (SQLite has no FOR UPDATE and needs none: the child's INSERT took the write lock.)
-    await conn.execute(
-        select(sessions.c.id).where(sessions.c.id == parent_id).with_for_update(key_share=True)
-    )
+    await lock_session(conn, checkout_session_id=parent_id)
     current = sessions.alias("current_child")
     current_is_open = (
         select(current.c.id)

@@ -313,9 +313,15 @@ class CheckoutService:
         failure_reason: str | None = None,
     ) -> CheckoutSession:
         now = stamp(self.clock())
+        propagates = status is CheckoutSessionStatus.COMPLETED
         async with self._engine.begin() as conn:
             session = await repository.get_session(conn, checkout_session_id=checkout_session_id)
             session = self._owned(session, merchant_id=merchant_id)
+            parent_id = session.parent_id if propagates else None
+            if parent_id is not None:
+                # Parent before child, as when a parent closes and then cancels its child:
+                # the one lock order that keeps the two from deadlocking on PostgreSQL.
+                await repository.lock_session(conn, checkout_session_id=parent_id)
             closed = await repository.close_open_session(
                 conn,
                 checkout_session_id=checkout_session_id,
@@ -325,6 +331,11 @@ class CheckoutService:
                 failure_reason=failure_reason,
             )
             if not closed:
+                # Read again: a concurrent transition may have just closed it.
+                current = await repository.get_session(
+                    conn, checkout_session_id=checkout_session_id
+                )
+                session = current or session
                 state = "expired" if session.is_expired(now) else session.status.value
                 raise InvalidStateTransition(
                     f"The checkout session is {state}; only an open session can become "
@@ -335,18 +346,18 @@ class CheckoutService:
                 changed += await repository.cancel_initiated_children(
                     conn, parent_id=session.id, now=now
                 )
-            if (
-                status is CheckoutSessionStatus.COMPLETED
-                and session.parent_id is not None
-                and await repository.close_open_session(
-                    conn,
-                    checkout_session_id=session.parent_id,
-                    status=CheckoutSessionStatus.COMPLETED,
-                    now=now,
-                    payment_method=payment_method,
-                )
+            if parent_id is not None and await repository.close_open_session(
+                conn,
+                checkout_session_id=parent_id,
+                status=CheckoutSessionStatus.COMPLETED,
+                now=now,
+                payment_method=payment_method,
             ):
-                changed.append(session.parent_id)
+                # A completed parent cancels its other INITIATED (expired) children too.
+                changed.append(parent_id)
+                changed += await repository.cancel_initiated_children(
+                    conn, parent_id=parent_id, now=now
+                )
             await self._bus.announce(conn, changed)
             updated = await repository.get_session(conn, checkout_session_id=checkout_session_id)
         await self._bus.committed(changed)

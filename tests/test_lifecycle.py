@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -401,3 +402,41 @@ async def test_idempotency_keys_belong_to_one_merchant(
     theirs = await create_session(client, other_merchant.api_key, idempotencyKey="order-1")
 
     assert mine["id"] != theirs["id"]
+
+
+async def test_a_parent_completed_by_a_child_cancels_its_expired_children(
+    client: httpx.AsyncClient, merchant: MerchantCredentials, clock: Clock
+) -> None:
+    parent = await create_session(client, merchant.api_key)
+    expired = await create_session(
+        client, merchant.api_key, parentSessionId=parent["id"], expiresInSeconds=60
+    )
+    clock.advance(seconds=61)
+    current = await create_session(client, merchant.api_key, parentSessionId=parent["id"])
+
+    await _complete(client, merchant, current["id"])
+
+    assert await _stored_status(client, merchant, parent["id"]) == "COMPLETED"
+    assert await _stored_status(client, merchant, expired["id"]) == "CANCELED"
+
+
+async def test_a_child_completing_while_its_parent_closes_has_one_winner(
+    client: httpx.AsyncClient, merchant: MerchantCredentials
+) -> None:
+    # On PostgreSQL the two lock parent and child; in opposite orders they would deadlock.
+    for _ in range(15):
+        parent = await create_session(client, merchant.api_key)
+        child = await create_session(client, merchant.api_key, parentSessionId=parent["id"])
+
+        completed, canceled = await asyncio.gather(
+            _complete(client, merchant, child["id"]), _cancel(client, merchant, parent["id"])
+        )
+
+        codes = sorted(error_codes(completed) + error_codes(canceled))
+        assert codes == ["INVALID_STATE_TRANSITION"], (completed, canceled)
+        parent_status = await _stored_status(client, merchant, parent["id"])
+        child_status = await _stored_status(client, merchant, child["id"])
+        assert (parent_status, child_status) in {
+            ("COMPLETED", "COMPLETED"),  # the child won and completed its parent
+            ("CANCELED", "CANCELED"),  # the parent won and canceled its child
+        }
