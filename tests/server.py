@@ -2,7 +2,8 @@
 
 `running_server()` starts uvicorn through the installed console script on a free port,
 waits until it answers HTTP, and always stops it (SIGTERM, then SIGKILL). The database
-is a SQLite file in the given directory unless a URL is passed in.
+is a SQLite file in the given directory unless a URL is passed in. `LiveServer.kill()`
+crashes it on purpose (SIGKILL to its process group), for crash-recovery tests.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -70,6 +71,8 @@ class LiveServer:
     database_url: str
     env: Mapping[str, str]
     workers: int
+    log_path: Path | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, compare=False, repr=False)
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -81,6 +84,18 @@ class LiveServer:
     def create_merchant(self, name: str = "Acme") -> MerchantCredentials:
         """`gql-checkout merchants create` against this server's database."""
         return create_merchant(env=self.env, name=name)
+
+    def kill(self) -> int:
+        """Crashes the server: SIGKILL to its process group (workers included), no shutdown.
+
+        Blocks until the process is reaped, so its port is closed on return; returns the
+        exit status (-9). `running_server` then has nothing left to stop.
+        """
+        if self.process is None:
+            raise RuntimeError("this LiveServer was not started by running_server()")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        return self.process.wait(timeout=STOP_TIMEOUT_S)
 
 
 def create_merchant(*, env: Mapping[str, str], name: str) -> MerchantCredentials:
@@ -140,10 +155,15 @@ def running_server(
     workers: int = 1,
     hcp_secret: str = TEST_SECRET,
     start_timeout: float = START_TIMEOUT_S,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[LiveServer]:
-    """Serves gql_checkout from a real uvicorn process until the block exits."""
+    """Serves gql_checkout from a real uvicorn process until the block exits.
+
+    ``extra_env`` adds settings, e.g. ``{"GQL_CHECKOUT_READS_PER_CLIENT": "off"}``.
+    """
     database_url = database_url or f"sqlite+aiosqlite:///{directory / 'gql_checkout.db'}"
     env = server_env(database_url=database_url, hcp_secret=hcp_secret)
+    env.update(extra_env or {})
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     argv = [gql_checkout_executable(), "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -166,6 +186,13 @@ def running_server(
             _stop(process)
             output = log_path.read_text(errors="replace")
             raise ServerStartError(f"{' '.join(argv)}: {error}\n--- output ---\n{output}") from None
-        yield LiveServer(base_url=base_url, database_url=database_url, env=env, workers=workers)
+        yield LiveServer(
+            base_url=base_url,
+            database_url=database_url,
+            env=env,
+            workers=workers,
+            log_path=log_path,
+            process=process,
+        )
     finally:
         _stop(process)
