@@ -41,7 +41,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -59,10 +58,11 @@ from typing import Any
 
 import httpx
 
+from tests.server import free_port, stop_process
+
 HOST = "127.0.0.1"
 HCP_SECRET = "bench-perf-hcp-secret-0123456789abcdefghijklmnop"  # noqa: S105 (a fixed test value)
 START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
 COMMAND_TIMEOUT_S = 60.0
 RESULTS_DIR = Path(__file__).with_name("results")
 RESULT_MARKER = "BENCH_RESULT "
@@ -125,13 +125,6 @@ class Report:
 # --- processes ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def venv_script(name: str) -> str:
     beside = Path(sys.executable).with_name(name)
     if beside.exists():
@@ -179,21 +172,6 @@ class Server:
         return ""
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=STOP_TIMEOUT_S)
-        return
-    except subprocess.TimeoutExpired:
-        pass
-    # Each server leads its own process group: this reaches it and nothing else.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=STOP_TIMEOUT_S)
-
-
 @contextlib.contextmanager
 def running(
     name: str, argv: Sequence[str], *, env: Mapping[str, str], port: int, directory: Path
@@ -219,7 +197,7 @@ def running(
             print(f"--- last lines of the {name} server's output ---\n{tail}", file=sys.stderr)
         raise
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 def _wait_until_answering(server: Server) -> None:

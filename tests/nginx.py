@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -23,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from tests.server import free_port
+from tests.server import free_port, stop_process
 
 NGINX_CONF = Path(__file__).resolve().parents[1] / "deploy" / "nginx.conf"
 START_TIMEOUT_S = 10.0
@@ -132,21 +130,6 @@ http {{
     return main
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=STOP_TIMEOUT_S)
-        return
-    except subprocess.TimeoutExpired:
-        pass
-    # nginx leads its own process group: this reaches its workers too, and only them.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=STOP_TIMEOUT_S)
-
-
 def _wait_until_answering(
     process: subprocess.Popen[bytes], base_url: str, *, error_log: Path
 ) -> None:
@@ -184,4 +167,4 @@ def running_nginx(binary: str, directory: Path, *, gateway: str, hcp_backend: st
         _wait_until_answering(process, base_url, error_log=error_log)
         yield base_url
     finally:
-        _stop(process)
+        stop_process(process)

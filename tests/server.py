@@ -132,7 +132,9 @@ def _wait_until_answering(
     raise ServerStartError(f"did not answer HTTP within {timeout:.0f}s")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL to its process group: for processes started with
+    ``start_new_session=True`` (they lead their group, so this reaches only them)."""
     if process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
@@ -141,7 +143,6 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         return
     except subprocess.TimeoutExpired:
         pass
-    # The server leads its own process group: this reaches its workers too, and only them.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=STOP_TIMEOUT_S)
@@ -183,7 +184,7 @@ def running_server(
         try:
             _wait_until_answering(process, base_url, timeout=start_timeout)
         except ServerStartError as error:
-            _stop(process)
+            stop_process(process)
             output = log_path.read_text(errors="replace")
             raise ServerStartError(f"{' '.join(argv)}: {error}\n--- output ---\n{output}") from None
         yield LiveServer(
@@ -195,4 +196,4 @@ def running_server(
             process=process,
         )
     finally:
-        _stop(process)
+        stop_process(process)
