@@ -47,7 +47,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         workers=args.workers,
         proxy_headers=True,
         server_header=False,
-        log_config=logging_config(),
+        log_config=logging_config(access_log=settings.access_log),
         access_log=False,
         timeout_graceful_shutdown=10,
     )

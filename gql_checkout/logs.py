@@ -17,7 +17,7 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def logging_config(level: str = "INFO") -> dict[str, Any]:
+def logging_config(level: str = "INFO", *, access_log: bool = False) -> dict[str, Any]:
     """A dictConfig for the app and for uvicorn's own loggers (passed as its log_config)."""
     handler = {
         "class": "logging.StreamHandler",
@@ -43,5 +43,6 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
             "uvicorn.error": {"level": level},
             # Our own access log carries the request id; uvicorn's does not.
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            ACCESS_LOGGER: {"level": level if access_log else "WARNING"},
         },
     }

@@ -19,7 +19,7 @@ from gql_checkout.app import create_app
 from gql_checkout.settings import Settings
 from tests.conftest import Clock, MerchantCredentials
 from tests.helpers import CANCEL_MUTATION, create_session, graphql
-from tests.server import LiveServer
+from tests.server import running_server
 
 pytestmark = pytest.mark.anyio
 
@@ -93,13 +93,15 @@ async def test_client_chosen_names_never_become_labels(
 
 
 @pytest.mark.server
-def test_logs_are_json_lines_with_the_request_id(live_server: LiveServer) -> None:
-    port = live_server.base_url.rsplit(":", 1)[1]
-    log_path = Path(live_server.sqlite_path or "").parent / f"server-{port}.log"
-
-    with httpx.Client(base_url=live_server.base_url) as client:
+def test_logs_are_json_lines_with_the_request_id(tmp_path: Path) -> None:
+    with (
+        running_server(tmp_path, extra_env={"GQL_CHECKOUT_ACCESS_LOG": "true"}) as server,
+        httpx.Client(base_url=server.base_url) as client,
+    ):
         client.get("/v1/checkout-sessions/not-a-uuid", headers={"X-Request-Id": "trace-123"})
         client.get("/healthz")
+        assert server.log_path is not None
+        log_path = server.log_path
 
     records = [
         json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")
