@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from uuid import UUID
 
@@ -121,4 +121,5 @@ class NewCheckoutSession:
 
 def rfc3339(moment: datetime) -> str:
     """The one timestamp form of the API, REST and GraphQL alike: UTC with ``Z``."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat is several times faster than strftime, and this runs for every field.
+    return moment.astimezone(UTC).isoformat(timespec="seconds")[:19] + "Z"

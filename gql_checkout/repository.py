@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import Table, and_, insert, literal, or_, select, update
+from sqlalchemy import Table, and_, bindparam, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gql_checkout.domain import (
@@ -109,12 +109,18 @@ async def get_sessions(
     return {row.id: _session_from_row(row) for row in result}
 
 
+# Built once: the hot read only binds its ids (an expanding IN) on each call.
+_SESSIONS_WITH_CHILDREN_BY_IDS = _SELECT_SESSIONS_WITH_CHILDREN.where(
+    sessions.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
 async def get_sessions_with_current_children(
     conn: AsyncConnection, *, checkout_session_ids: Iterable[UUID]
 ) -> dict[UUID, CheckoutSession]:
     """The sessions and their current children, in one statement (a self-join)."""
     result = await conn.execute(
-        _SELECT_SESSIONS_WITH_CHILDREN.where(sessions.c.id.in_(set(checkout_session_ids)))
+        _SESSIONS_WITH_CHILDREN_BY_IDS, {"ids": list(set(checkout_session_ids))}
     )
     found: dict[UUID, CheckoutSession] = {}
     for row in result:

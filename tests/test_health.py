@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 
@@ -20,9 +18,10 @@ async def test_live_and_ready(client: httpx.AsyncClient) -> None:
     assert (ready.status_code, ready.json()) == (200, {"status": "ok", "database": "ok"})
 
 
-async def test_not_ready_without_a_database(tmp_path: Path) -> None:
-    # A SQLite file in a directory that does not exist cannot be opened.
-    url = f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'db.sqlite'}"
+async def test_not_ready_without_a_database() -> None:
+    # Nothing listens on port 1. (Not a SQLite file that cannot be opened: aiosqlite's
+    # worker thread then reports its failure to an event loop the test has closed.)
+    url = "postgresql+asyncpg://gql@127.0.0.1:1/gql_checkout"
     app = create_app(
         Settings(database_url=url, environment=Environment.DEVELOPMENT, hcp_secrets=(TEST_SECRET,))
     )
