@@ -19,7 +19,7 @@ from gql_checkout.requestctx import request_id_var
 
 REQUEST_ID_HEADER = "x-request-id"
 access_log = logging.getLogger(ACCESS_LOGGER)
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class RequestContextMiddleware:
@@ -39,7 +39,7 @@ class RequestContextMiddleware:
         incoming = next(
             (value for key, value in scope["headers"] if key == b"x-request-id"), b""
         ).decode("latin-1")
-        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else os.urandom(16).hex()
+        request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
         token = request_id_var.set(request_id)
 
         status: int | None = None

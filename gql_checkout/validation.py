@@ -16,8 +16,8 @@ MAX_AMOUNT = 99_999_999_999  # minor units; well inside a signed 64-bit column
 MAX_REFERENCE_LENGTH = 255
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 MAX_FAILURE_REASON_LENGTH = 500
-_UUID_TEXT = re.compile(r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
-_LAST4 = re.compile(r"^[0-9]{4}$")
+_UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+_LAST4 = re.compile(r"[0-9]{4}")
 _PAYMENT_METHOD_TYPES = frozenset({"CARD", "WALLET", "BANK_TRANSFER"})
 
 
@@ -25,7 +25,7 @@ def parse_uuid(value: str | None, *, field: str) -> UUID:
     """Only the canonical 36-character form: ids are compared as text by clients."""
     if value is None or value == "":
         raise ValidationError.on(field, "is required")
-    if not _UUID_TEXT.match(value):
+    if not _UUID_TEXT.fullmatch(value):
         raise ValidationError.on(field, "must be a UUID")
     return UUID(value)
 
@@ -94,7 +94,7 @@ def parse_payment_method(*, type: str, brand: str | None, last4: str | None) -> 
         errors.append(FieldError("paymentMethod.type", f"must be one of {allowed}"))
     if brand is not None and not 0 < len(brand) <= 32:
         errors.append(FieldError("paymentMethod.brand", "must have 1 to 32 characters"))
-    if last4 is not None and not _LAST4.match(last4):
+    if last4 is not None and not _LAST4.fullmatch(last4):
         errors.append(FieldError("paymentMethod.last4", "must be exactly four digits"))
     if errors:
         raise ValidationError(*errors)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
+from graphql import (
+    ASTValidationRule,
+    GraphQLError,
+    NoSchemaIntrospectionCustomRule,
+    ValidationContext,
+)
 from strawberry.extensions import (
     AddValidationRules,
     MaxTokensLimiter,
@@ -17,6 +22,9 @@ from strawberry.extensions import (
 from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from gql_checkout.domain import rfc3339
 from gql_checkout.errors import ValidationError
@@ -157,6 +165,45 @@ class GatewaySchema(strawberry.Schema):
         subscriptions alike: code them here (only unexpected ones are logged)."""
         code_errors(errors)
 
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """Subscriptions run only over websockets (``subscribe``): over HTTP Strawberry
+        would execute one as a query and fail with an internal error."""
+        allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed - {OperationType.SUBSCRIPTION},
+            operation_extensions,
+        )
+
+
+def _depth_rule(max_depth: int) -> type[ASTValidationRule]:
+    """Strawberry's depth rule, made safe for empty selection sets (``{}``), which
+    graphql-core parses and Strawberry's depth count crashes on."""
+    strawberry_rule = depth_rule(max_depth, None, None)
+
+    class DepthLimit(strawberry_rule):  # type: ignore[valid-type, misc]
+        def __init__(self, context: ValidationContext) -> None:
+            try:
+                super().__init__(context)
+            except ValueError:
+                context.report_error(GraphQLError("Selection sets must not be empty."))
+                ASTValidationRule.__init__(self, context)
+
+    return DepthLimit
+
 
 def build_schema(
     *, limits: Limits | None = None, production: bool = False, tracing: bool = False
@@ -165,7 +212,7 @@ def build_schema(
     # The rule classes are built once: ValidationCache keys on them, so a rule class made
     # per request would never hit (strawberry issue 4635).
     rules: list[type[ASTValidationRule]] = [
-        depth_rule(limits.max_depth, None, None),
+        _depth_rule(limits.max_depth),
         alias_rule(limits.max_aliases),
     ]
     if production:
