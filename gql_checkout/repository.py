@@ -180,8 +180,10 @@ async def close_open_session(
     now: datetime,
     payment_method: PaymentMethod | None = None,
     failure_reason: str | None = None,
+    parent_must_be_open: bool = False,
 ) -> bool:
-    """Moves an open session to ``status`` in one conditional UPDATE; False if it was not open."""
+    """Moves an open session to ``status`` in one conditional UPDATE; False if it was not open
+    (or, with ``parent_must_be_open``, if its parent was no longer INITIATED)."""
     values: dict[str, Any] = {
         "status": status.value,
         "updated_at": now,
@@ -192,9 +194,16 @@ async def close_open_session(
         values["payment_method"] = _payment_method_json(payment_method)
     if failure_reason is not None:
         values["failure_reason"] = failure_reason
-    result = await conn.execute(
-        update(sessions).where(sessions.c.id == checkout_session_id, _open(now)).values(**values)
-    )
+    condition = and_(sessions.c.id == checkout_session_id, _open(now))
+    if parent_must_be_open:
+        parent = sessions.alias("parent")
+        parent_is_initiated = (
+            select(parent.c.id)
+            .where(parent.c.id == sessions.c.parent_id, parent.c.status == _INITIATED)
+            .exists()
+        )
+        condition = and_(condition, or_(sessions.c.parent_id.is_(None), parent_is_initiated))
+    result = await conn.execute(update(sessions).where(condition).values(**values))
     return result.rowcount == 1
 
 

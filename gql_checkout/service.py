@@ -329,6 +329,8 @@ class CheckoutService:
                 now=now,
                 payment_method=payment_method,
                 failure_reason=failure_reason,
+                # A child pays for its parent: not once the parent has FAILED.
+                parent_must_be_open=propagates,
             )
             if not closed:
                 # Read again: a concurrent transition may have just closed it.
@@ -336,6 +338,11 @@ class CheckoutService:
                     conn, checkout_session_id=checkout_session_id
                 )
                 session = current or session
+                if session.is_open(now):
+                    raise InvalidStateTransition(
+                        "The parent checkout session is no longer open; its child session "
+                        "cannot be completed."
+                    )
                 state = "expired" if session.is_expired(now) else session.status.value
                 raise InvalidStateTransition(
                     f"The checkout session is {state}; only an open session can become "

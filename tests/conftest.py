@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import hypothesis.core
 import psycopg
 import pytest
+from hypothesis.vendor import pretty
 from sqlalchemy import event
 from starlette.applications import Starlette
 
@@ -25,6 +27,11 @@ if TYPE_CHECKING:
     from tests.server import LiveServer
 
 TEST_SECRET = "test-secret-" + "x" * 40
+
+# Schemathesis's pytest plugin swaps Hypothesis's printer, for every test of the session,
+# for one that prints nothing (a speed-up for its own runs). Put it back: a failing
+# property test must show its inputs. (Schemathesis patches once, so this sticks.)
+hypothesis.core.RepresentationPrinter = pretty.RepresentationPrinter  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -21,9 +21,11 @@ class Store:
         self.values = {"a": 1, "b": 2, "c": 3}
         self.fetches: list[list[str]] = []
         self.release = asyncio.Event()
+        self.fetching = asyncio.Event()
 
     async def fetch(self, keys: list[str]) -> dict[str, int]:
         self.fetches.append(sorted(keys))
+        self.fetching.set()
         snapshot = {key: self.values[key] for key in keys if key in self.values}
         await self.release.wait()
         return snapshot
@@ -46,8 +48,7 @@ async def test_a_caller_arriving_mid_fetch_gets_a_fresh_read() -> None:
     store = Store()
     coalescer: Coalescer[str, int] = Coalescer(store.fetch)
     first = asyncio.create_task(coalescer.get_many(["a"]))
-    while not store.fetches:  # until the first fetch is in flight, holding a = 1
-        await asyncio.sleep(0)
+    await store.fetching.wait()  # the first fetch is in flight, holding a = 1
 
     store.values["a"] = 10  # a write commits while that fetch runs
     second = asyncio.create_task(coalescer.get_many(["a"]))

@@ -346,6 +346,35 @@ async def test_a_failed_parent_leaves_its_child_alone(
     assert await _stored_status(client, merchant, child["id"]) == "INITIATED"
 
 
+async def test_a_child_of_a_failed_parent_cannot_be_paid(
+    client: httpx.AsyncClient, merchant: MerchantCredentials
+) -> None:
+    """Found by tests/test_state_machine.py: the child paid, and the checkout said FAILED."""
+    parent = await create_session(client, merchant.api_key)
+    child = await create_session(client, merchant.api_key, parentSessionId=parent["id"])
+    await _fail(client, merchant, parent["id"])
+
+    body = await _complete(client, merchant, child["id"])
+
+    assert error_codes(body) == ["INVALID_STATE_TRANSITION"]
+    assert await _stored_status(client, merchant, child["id"]) == "INITIATED"
+    assert await _stored_status(client, merchant, parent["id"]) == "FAILED"
+
+
+@pytest.mark.parametrize("action", ["cancel", "fail"])
+async def test_a_child_of_a_failed_parent_can_still_be_closed(
+    client: httpx.AsyncClient, merchant: MerchantCredentials, action: str
+) -> None:
+    parent = await create_session(client, merchant.api_key)
+    child = await create_session(client, merchant.api_key, parentSessionId=parent["id"])
+    await _fail(client, merchant, parent["id"])
+
+    body = await CLOSERS[action](client, merchant, child["id"])
+
+    assert "errors" not in body, body
+    assert await _stored_status(client, merchant, child["id"]) == CLOSED_STATUS[action]
+
+
 # --- idempotency -----------------------------------------------------------------------------
 
 
