@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
@@ -109,8 +109,8 @@ async def get_sessions(
     return {row.id: _session_from_row(row) for row in result}
 
 
-# Built once: the hot read only binds its ids (an expanding IN) on each call.
-_SESSIONS_WITH_CHILDREN_BY_IDS = _SELECT_SESSIONS_WITH_CHILDREN.where(
+# Built once: the hot reads only bind their ids (an expanding IN) on each call.
+SESSIONS_WITH_CHILDREN_BY_IDS = _SELECT_SESSIONS_WITH_CHILDREN.where(
     sessions.c.id.in_(bindparam("ids", expanding=True))
 )
 
@@ -120,10 +120,17 @@ async def get_sessions_with_current_children(
 ) -> dict[UUID, CheckoutSession]:
     """The sessions and their current children, in one statement (a self-join)."""
     result = await conn.execute(
-        _SESSIONS_WITH_CHILDREN_BY_IDS, {"ids": list(set(checkout_session_ids))}
+        SESSIONS_WITH_CHILDREN_BY_IDS, {"ids": list(set(checkout_session_ids))}
     )
+    return sessions_with_children_from_rows(result)
+
+
+def sessions_with_children_from_rows(
+    rows: Iterable[Sequence[Any]],
+) -> dict[UUID, CheckoutSession]:
+    """The sessions of ``SESSIONS_WITH_CHILDREN_BY_IDS`` rows, children included, by id."""
     found: dict[UUID, CheckoutSession] = {}
-    for row in result:
+    for row in rows:
         found[row[0]] = _session_from_row(row[:_WIDTH])
         if row[_WIDTH] is not None:
             found[row[_WIDTH]] = _session_from_row(row[_WIDTH:])
@@ -333,18 +340,24 @@ async def set_merchant_api_key_hash(
 async def get_merchant_profiles(
     conn: AsyncConnection, *, merchant_ids: Iterable[UUID]
 ) -> dict[UUID, MerchantProfile]:
-    result = await conn.execute(
-        select(merchants.c.id, merchants.c.appearance, merchants.c.card_categories).where(
-            merchants.c.id.in_(set(merchant_ids))
-        )
-    )
+    result = await conn.execute(PROFILES_BY_IDS, {"ids": list(set(merchant_ids))})
+    return profiles_from_rows(result)
+
+
+PROFILES_BY_IDS = select(merchants.c.id, merchants.c.appearance, merchants.c.card_categories).where(
+    merchants.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
+def profiles_from_rows(rows: Iterable[Sequence[Any]]) -> dict[UUID, MerchantProfile]:
+    """The profiles of ``PROFILES_BY_IDS`` rows, by merchant id."""
     return {
-        row.id: MerchantProfile(
-            merchant_id=row.id,
-            appearance=_appearance_from_json(row.appearance),
-            card_categories=tuple(CardCategory(value) for value in row.card_categories),
+        merchant_id: MerchantProfile(
+            merchant_id=merchant_id,
+            appearance=_appearance_from_json(appearance),
+            card_categories=tuple(CardCategory(value) for value in card_categories),
         )
-        for row in result
+        for merchant_id, appearance, card_categories in rows
     }
 
 

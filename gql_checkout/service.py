@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -42,6 +42,7 @@ from gql_checkout.errors import (
     Unauthenticated,
     ValidationError,
 )
+from gql_checkout.sqlite_reads import SqliteReads
 from gql_checkout.tokens import HcpTokens
 
 # A watcher re-reads its session at least this often even without a bus message: the
@@ -58,15 +59,22 @@ class CheckoutService:
         bus: LocalBus | None = None,
         clock: Clock = utc_now,
         resync_seconds: float = RESYNC_SECONDS,
+        reads: SqliteReads | None = None,
     ) -> None:
         self._engine = engine
         self._tokens = tokens
         self._bus = bus or LocalBus()
         self.clock = clock
         self._resync_seconds = resync_seconds
-        # Reads outside transactions share queries across concurrent requests.
-        self._sessions = Coalescer(self._fetch_sessions, related=_current_child_id)
-        self._profiles = Coalescer(self._fetch_profiles)
+        # Reads outside transactions: on an SQLite file straight from the loop (no thread
+        # hop to amortise); otherwise concurrent requests share queries.
+        self._sessions: Callable[[Collection[UUID]], Awaitable[dict[UUID, CheckoutSession]]]
+        self._profiles: Callable[[Collection[UUID]], Awaitable[dict[UUID, MerchantProfile]]]
+        if reads is not None:
+            self._sessions, self._profiles = reads.sessions, reads.profiles
+        else:
+            self._sessions = Coalescer(self._fetch_sessions, related=_current_child_id).get_many
+            self._profiles = Coalescer(self._fetch_profiles).get_many
 
     async def ping(self) -> None:
         """Raises if the database does not answer."""
@@ -79,14 +87,14 @@ class CheckoutService:
         self, *, merchant_id: UUID, checkout_session_id: UUID
     ) -> CheckoutSession:
         """A session as its merchant may read it: 404, 403, 410 canceled, 401 expired."""
-        found = await self._sessions.get_many((checkout_session_id,))
+        found = await self._sessions((checkout_session_id,))
         return self.readable(found.get(checkout_session_id), merchant_id=merchant_id)
 
     async def get_checkout_session_with_child(
         self, *, merchant_id: UUID, checkout_session_id: UUID
     ) -> tuple[CheckoutSession, CheckoutSession | None]:
         """As ``get_checkout_session``, with the current child read in the same query."""
-        found = await self._sessions.get_many((checkout_session_id,))
+        found = await self._sessions((checkout_session_id,))
         session = self.readable(found.get(checkout_session_id), merchant_id=merchant_id)
         child_id = session.current_child_id
         return session, found.get(child_id) if child_id is not None else None
@@ -105,12 +113,12 @@ class CheckoutService:
     ) -> dict[UUID, CheckoutSession]:
         """Sessions by id as stored, with their current children: roots then go through
         ``readable``; related sessions are shown as they are, their root's access checked."""
-        return await self._sessions.get_many(tuple(checkout_session_ids))
+        return await self._sessions(tuple(checkout_session_ids))
 
     async def get_merchant_profiles(
         self, *, merchant_ids: Iterable[UUID]
     ) -> dict[UUID, MerchantProfile]:
-        return await self._profiles.get_many(tuple(merchant_ids))
+        return await self._profiles(tuple(merchant_ids))
 
     async def _fetch_sessions(self, ids: list[UUID]) -> dict[UUID, CheckoutSession]:
         async with self._engine.connect() as conn:
@@ -133,7 +141,7 @@ class CheckoutService:
         """The open session an hcpToken grants; Unauthenticated once it is closed or expired."""
         now = self.clock()
         claims = self._tokens.verify(token, now=now)
-        found = await self._sessions.get_many((claims.checkout_session_id,))
+        found = await self._sessions((claims.checkout_session_id,))
         session = found.get(claims.checkout_session_id)
         if session is None or session.merchant_id != claims.merchant_id or not session.is_open(now):
             raise Unauthenticated("The hcpToken's checkout session is no longer open.")
@@ -158,7 +166,7 @@ class CheckoutService:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(remaining, self._resync_seconds)):
                         await changes.get()
-                found = await self._sessions.get_many((checkout_session_id,))
+                found = await self._sessions((checkout_session_id,))
                 latest = found[checkout_session_id]  # sessions are never deleted
                 if latest.version != session.version:
                     session = latest

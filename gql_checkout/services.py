@@ -8,12 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_checkout.bus import LocalBus, create_bus
 from gql_checkout.clock import Clock, utc_now
-from gql_checkout.db import create_engine
+from gql_checkout.db import create_engine, sqlite_file
 from gql_checkout.merchants import MerchantService
 from gql_checkout.metrics import Metrics
 from gql_checkout.ratelimit import RateLimiter
 from gql_checkout.service import CheckoutService
 from gql_checkout.settings import Settings
+from gql_checkout.sqlite_reads import SqliteReads
 from gql_checkout.tokens import HcpTokens
 
 
@@ -24,23 +25,32 @@ class Services:
     checkout: CheckoutService
     merchants: MerchantService
     metrics: Metrics
+    # The loop-side reader on an SQLite file; None on PostgreSQL or in memory.
+    reads: SqliteReads | None = None
 
     async def start(self) -> None:
         await self.bus.start()
 
     async def stop(self) -> None:
         await self.bus.stop()
+        if self.reads is not None:
+            self.reads.close()
         await self.engine.dispose()
 
 
 def build_services(settings: Settings, *, clock: Clock = utc_now) -> Services:
     engine = create_engine(settings.database_url)
     bus = create_bus(engine)
+    reads = SqliteReads(engine) if sqlite_file(engine.url) else None
     return Services(
         engine=engine,
         bus=bus,
         checkout=CheckoutService(
-            engine=engine, tokens=HcpTokens(settings.hcp_secrets), bus=bus, clock=clock
+            engine=engine,
+            tokens=HcpTokens(settings.hcp_secrets),
+            bus=bus,
+            clock=clock,
+            reads=reads,
         ),
         merchants=MerchantService(
             engine=engine,
@@ -50,4 +60,5 @@ def build_services(settings: Settings, *, clock: Clock = utc_now) -> Services:
             clock=clock,
         ),
         metrics=Metrics(engine),
+        reads=reads,
     )

@@ -10,7 +10,8 @@ from enum import StrEnum
 from pathlib import Path
 
 import limits
-from sqlalchemy.engine import make_url
+
+from gql_checkout.db import sqlite_file
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./gql_checkout.db"
 
@@ -153,7 +154,7 @@ def _development_secret(database_url: str) -> str:
 
 
 def _secret_path(database_url: str) -> Path:
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        return Path(url.database).with_name(Path(url.database).name + ".hcp-secret")
+    database = sqlite_file(database_url)
+    if database is not None:
+        return Path(database).with_name(Path(database).name + ".hcp-secret")
     return Path(".gql_checkout.hcp-secret")

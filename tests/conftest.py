@@ -158,10 +158,15 @@ class StatementCounter:
 @pytest.fixture
 def statements(app: Starlette) -> Iterator[StatementCounter]:
     counter = StatementCounter()
-    sync_engine = app.state.services.engine.sync_engine
+    services = app.state.services
+    sync_engine = services.engine.sync_engine
     event.listen(sync_engine, "before_cursor_execute", counter)
+    if services.reads is not None:  # SQLite's reads on the loop: sqlite3 traces them
+        services.reads.trace(counter.statements.append)
     yield counter
     event.remove(sync_engine, "before_cursor_execute", counter)
+    if services.reads is not None:
+        services.reads.trace(None)
 
 
 @pytest.fixture

@@ -21,8 +21,17 @@ pytestmark = pytest.mark.anyio
             b'{"query": "subscription { checkoutSessionUpdated(id: \\"x\\") { id } }"}',
             "subscriptions are not allowed when using POST",
         ),
+        (b'[{"query": [null]}]', '"query" must be a string.'),
+        (b'[{"query": "{ __typename }", "variables": [1]}]', '"variables" must be an object.'),
     ],
-    ids=["null", "list-of-numbers", "not-utf8", "subscription-over-post"],
+    ids=[
+        "null",
+        "list-of-numbers",
+        "not-utf8",
+        "subscription-over-post",
+        "batched-query-not-a-string",
+        "batched-variables-not-an-object",
+    ],
 )
 async def test_bodies_that_once_crashed(
     client: httpx.AsyncClient, body: bytes, message: str

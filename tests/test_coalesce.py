@@ -92,6 +92,11 @@ async def test_a_cancelled_caller_does_not_disturb_the_others() -> None:
         await leaving
 
 
+# On an SQLite file reads run on the loop itself (gql_checkout/sqlite_reads.py): nothing
+# to share there.
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
 async def test_concurrent_rest_reads_share_statements(
     client: httpx.AsyncClient, merchant: MerchantCredentials, statements: StatementCounter
 ) -> None:

@@ -17,6 +17,11 @@ from gql_checkout.errors import ValidationError
 from gql_checkout.graphql.context import GraphQLContext
 
 _TRANSPORT_CODES = {HTTPStatus.BAD_REQUEST: ValidationError.code}
+_MEMBER_TYPES = (
+    ("query", str, "a string"),
+    ("operationName", str, "a string"),
+    ("variables", dict, "an object"),
+)
 
 
 class GraphQLView(GraphQL[GraphQLContext, None]):
@@ -37,6 +42,12 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             raise HTTPException(
                 400, "The request body must be a JSON object, or a list of them for a batch."
             )
+        for item in items:
+            # Strawberry checks these for a single operation only; in a batch a query
+            # that is not a string crashed the parser cache.
+            for key, kinds, expected in _MEMBER_TYPES:
+                if item.get(key) is not None and not isinstance(item[key], kinds):
+                    raise HTTPException(400, f'"{key}" must be {expected}.')
         return parsed
 
     def encode_json(self, data: object) -> str:
