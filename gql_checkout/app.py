@@ -33,7 +33,10 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
     limits = settings.limits
     graphql = GraphQLView(
         build_schema(
-            limits=limits, production=settings.is_production, tracing=settings.otel_tracing
+            limits=limits,
+            production=settings.is_production,
+            tracing=settings.otel_tracing,
+            compiled=settings.compiled_queries,
         ),
         graphql_ide=None if settings.is_production else "graphiql",
         allow_queries_via_get=False,

@@ -16,8 +16,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gql_checkout.domain import CheckoutSession, MerchantProfile, rfc3339
+from gql_checkout.domain import CheckoutSession, MerchantProfile
 from gql_checkout.errors import FieldError, Unauthenticated, ValidationError
+from gql_checkout.render import (
+    SESSION_SCALARS,
+    appearance_json,
+    card_categories_json,
+    payment_method_json,
+)
 from gql_checkout.state import client_address, services
 from gql_checkout.validation import parse_bearer, parse_uuid
 
@@ -107,6 +113,19 @@ def _etag_matches(if_none_match: str | None, etag: str) -> bool:
     return etag in candidates
 
 
+# The REST shape's session fields, in the contract's order.
+_REST_SCALARS = (
+    "id",
+    "checkoutSessionStatus",
+    "isExpired",
+    "createdAt",
+    "expiresAt",
+    "amount",
+    "currency",
+    "merchantReference",
+)
+
+
 def _render_session(
     session: CheckoutSession,
     *,
@@ -114,33 +133,13 @@ def _render_session(
     child: CheckoutSession | None = None,
     profile: MerchantProfile | None = None,
 ) -> dict[str, Any]:
+    rendered: dict[str, Any] = {name: SESSION_SCALARS[name](session, now) for name in _REST_SCALARS}
     method = session.payment_method
-    rendered: dict[str, Any] = {
-        "id": str(session.id),
-        "checkoutSessionStatus": session.status.value,
-        "isExpired": session.is_expired(now),
-        "createdAt": rfc3339(session.created_at),
-        "expiresAt": rfc3339(session.expires_at),
-        "amount": session.amount,
-        "currency": session.currency,
-        "merchantReference": session.merchant_reference,
-        "paymentMethod": (
-            {"type": method.type, "brand": method.brand, "last4": method.last4} if method else None
-        ),
-        "childSession": _render_session(child, now=now) if child else None,
-    }
+    rendered["paymentMethod"] = payment_method_json(method) if method else None
+    rendered["childSession"] = _render_session(child, now=now) if child else None
     if profile is not None:
-        appearance = profile.appearance
-        rendered["appearance"] = {
-            "theme": appearance.theme.value,
-            "primaryColor": appearance.primary_color,
-            "backgroundColor": appearance.background_color,
-            "textColor": appearance.text_color,
-            "fontFamily": appearance.font_family,
-            "borderRadiusPx": appearance.border_radius_px,
-            "logoUrl": appearance.logo_url,
-        }
-        rendered["cardCategories"] = [category.value for category in profile.card_categories]
+        rendered["appearance"] = appearance_json(profile.appearance)
+        rendered["cardCategories"] = card_categories_json(profile)
     return rendered
 
 

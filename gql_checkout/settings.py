@@ -54,6 +54,9 @@ class Settings:
     # One JSON line per request. Off by default: nginx in front logs every request with
     # the same X-Request-Id, and formatting a line costs ~15% of a poll's CPU here.
     access_log: bool = False
+    # Hot `checkoutSession` queries run by compiled plans (gql_checkout/graphql/compiled.py);
+    # off, every operation goes through Strawberry's executor. The answers are the same.
+    compiled_queries: bool = True
 
     @property
     def is_production(self) -> bool:
@@ -85,14 +88,16 @@ class Settings:
             limits=_limits_from_env(env),
             otel_tracing=_flag(env, "GQL_CHECKOUT_OTEL_TRACING"),
             access_log=_flag(env, "GQL_CHECKOUT_ACCESS_LOG"),
+            compiled_queries=_flag(env, "GQL_CHECKOUT_COMPILED_QUERIES", default=True),
         )
 
 
 MIN_SECRET_LENGTH = 32
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+def _flag(env: Mapping[str, str], name: str, *, default: bool = False) -> bool:
+    value = env.get(name, "").strip().lower()
+    return default if not value else value in {"1", "true", "yes", "on"}
 
 
 _OFF = "off"

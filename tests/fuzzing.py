@@ -7,6 +7,7 @@ loop of its own first and the engine's connections are closed before the fuzzing
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from dataclasses import dataclass, replace
 from enum import Enum, auto
@@ -26,7 +27,8 @@ from tests.conftest import Clock, MerchantCredentials
 # Small and bounded: each module runs in seconds. No example database: a failure is
 # reported with its reproducing input, and the working tree stays clean.
 FUZZ_SETTINGS = settings(
-    max_examples=60,
+    # GQL_CHECKOUT_FUZZ_EXAMPLES=2000 for a longer hunt.
+    max_examples=int(os.environ.get("GQL_CHECKOUT_FUZZ_EXAMPLES", "60")),
     deadline=None,
     database=None,
     suppress_health_check=[

@@ -12,6 +12,7 @@ from graphql import (
     GraphQLError,
     NoSchemaIntrospectionCustomRule,
     ValidationContext,
+    specified_rules,
 )
 from strawberry.extensions import (
     AddValidationRules,
@@ -28,6 +29,7 @@ from strawberry.types.graphql import OperationType
 
 from gql_checkout.domain import rfc3339
 from gql_checkout.errors import ValidationError
+from gql_checkout.graphql.compiled import Compiler
 from gql_checkout.graphql.context import Info
 from gql_checkout.graphql.extensions import (
     MarkValidationErrors,
@@ -160,6 +162,9 @@ DATETIME = strawberry.scalar(
 
 
 class GatewaySchema(strawberry.Schema):
+    # Set by build_schema: plans for hot queries, validated by this schema's own rules.
+    compiler: Compiler | None = None
+
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Strawberry's one hook that sees every error of queries, mutations and
         subscriptions alike: code them here (only unexpected ones are logged)."""
@@ -206,7 +211,11 @@ def _depth_rule(max_depth: int) -> type[ASTValidationRule]:
 
 
 def build_schema(
-    *, limits: Limits | None = None, production: bool = False, tracing: bool = False
+    *,
+    limits: Limits | None = None,
+    production: bool = False,
+    tracing: bool = False,
+    compiled: bool = True,
 ) -> GatewaySchema:
     limits = limits or Limits()
     # The rule classes are built once: ValidationCache keys on them, so a rule class made
@@ -237,7 +246,7 @@ def build_schema(
         from strawberry.extensions.tracing import OpenTelemetryExtension
 
         extensions.append(OpenTelemetryExtension)
-    return GatewaySchema(
+    schema = GatewaySchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -248,3 +257,7 @@ def build_schema(
             batching_config={"max_operations": limits.max_batch},
         ),
     )
+    if compiled and not tracing:  # a plan runs no resolvers: it would have no spans
+        # Strawberry's rules for a request: graphql-core's, then those added above.
+        schema.compiler = Compiler(schema._schema, (*specified_rules, *rules), limits.max_tokens)
+    return schema

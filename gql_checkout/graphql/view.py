@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -14,7 +15,9 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from gql_checkout.errors import ValidationError
+from gql_checkout.graphql import compiled
 from gql_checkout.graphql.context import GraphQLContext
+from gql_checkout.graphql.schema import GatewaySchema
 
 _TRANSPORT_CODES = {HTTPStatus.BAD_REQUEST: ValidationError.code}
 _MEMBER_TYPES = (
@@ -24,7 +27,13 @@ _MEMBER_TYPES = (
 )
 
 
+# Responses Strawberry streams (multipart, server-sent events) are never compiled.
+_STREAMING = re.compile(r"multipart/mixed|text/event-stream")
+
+
 class GraphQLView(GraphQL[GraphQLContext, None]):
+    schema: GatewaySchema
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> GraphQLContext:
@@ -59,7 +68,7 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             await super().__call__(scope, receive, send)
             return
         try:
-            response = await self.run(Request(scope=scope, receive=receive))
+            response = await self._respond(Request(scope=scope, receive=receive))
         except HTTPException as error:
             # Strawberry answers a body it cannot read (bad JSON, no query, wrong method)
             # in plain text; clients get the same coded error shape as everywhere else.
@@ -76,3 +85,24 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
                 orjson.dumps(body), status_code=status, media_type="application/json"
             )
         await response(scope, receive, send)
+
+    async def _respond(self, request: Request) -> Response:
+        """A compiled plan's answer where there is one; Strawberry's otherwise."""
+        compiler = self.schema.compiler
+        accept = request.headers.get("accept", "")
+        if compiler is None or request.method != "POST" or _STREAMING.search(accept):
+            return await self.run(request)
+        context = GraphQLContext.for_connection(request)
+        try:
+            query, operation_name, variables = compiled.request_body(
+                await request.body(), request.headers.get("content-type")
+            )
+            plan = compiler.plan(query, operation_name)
+            if plan is None:
+                raise compiled.Unsupported
+            response = await compiled.run_plan(plan, variables, context, self.encode_json)
+            compiler.answered += 1
+            return response
+        except compiled.Unsupported:
+            # The same context: a reader already checked (and rate-limited) stays checked.
+            return await self.run(request, context=context)
