@@ -101,8 +101,14 @@ class PostgresBus(LocalBus):
         """The NOTIFY reaches this replica too; nothing to do here."""
 
     async def _connect(self) -> None:
-        self._connection = await asyncpg.connect(self._dsn)
-        await self._connection.add_listener(CHANNEL, self._on_notification)
+        connection = await asyncpg.connect(self._dsn)
+        try:
+            await connection.add_listener(CHANNEL, self._on_notification)
+        except BaseException:
+            # Cancelled (a stop during a reconnect) or refused: never leave it open.
+            connection.terminate()
+            raise
+        self._connection = connection
 
     def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         with contextlib.suppress(ValueError):

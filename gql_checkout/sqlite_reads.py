@@ -15,7 +15,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Collection, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from sqlalchemy import Select
@@ -26,6 +26,7 @@ from gql_checkout import repository
 from gql_checkout.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_file
 from gql_checkout.domain import CheckoutSession, MerchantProfile
 
+T = TypeVar("T")
 MAX_IDS_PER_STATEMENT = 512  # well under SQLite's bound-parameter limit
 
 
@@ -85,19 +86,22 @@ class SqliteReads:
         self._lock = threading.Lock()
 
     async def sessions(self, ids: Collection[UUID]) -> dict[UUID, CheckoutSession]:
-        found: dict[UUID, CheckoutSession] = {}
-        for batch in _batches(ids):
-            with self._lock:
-                rows = self._sessions.rows(self._connection(), batch)
-            found.update(repository.sessions_with_children_from_rows(rows))
-        return found
+        return self._read(self._sessions, ids, repository.sessions_with_children_from_rows)
 
     async def profiles(self, ids: Collection[UUID]) -> dict[UUID, MerchantProfile]:
-        found: dict[UUID, MerchantProfile] = {}
+        return self._read(self._profiles, ids, repository.profiles_from_rows)
+
+    def _read(
+        self,
+        read: CompiledRead,
+        ids: Collection[UUID],
+        mapped: Callable[[list[list[Any]]], dict[UUID, T]],
+    ) -> dict[UUID, T]:
+        found: dict[UUID, T] = {}
         for batch in _batches(ids):
             with self._lock:
-                rows = self._profiles.rows(self._connection(), batch)
-            found.update(repository.profiles_from_rows(rows))
+                rows = read.rows(self._connection(), batch)
+            found.update(mapped(rows))
         return found
 
     def trace(self, callback: Callable[[str], None] | None) -> None:
