@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -55,6 +56,15 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_PoolCollector(engine))
+        # Labelled children, looked up once: `labels()` costs a few µs on every request.
+        # The label values are bounded by design (route templates, schema field names,
+        # error codes), so this stays small.
+        self._child = lru_cache(maxsize=4096)(_labelled)
+
+    def observe_request(self, *, route: str, method: str, status: int, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        self._child(self.http_requests, (route, method, str(status))).inc()
+        self._child(self.http_latency, (route, method)).observe(elapsed)
 
     @contextmanager
     def subscription(self) -> Iterator[None]:
@@ -67,10 +77,13 @@ class Metrics:
     def observe_graphql(
         self, *, operation_type: str, root_fields: str, code: str, started: float
     ) -> None:
-        self.graphql_operations.labels(operation_type, root_fields, code).inc()
-        self.graphql_latency.labels(operation_type, root_fields).observe(
-            time.perf_counter() - started
-        )
+        elapsed = time.perf_counter() - started
+        self._child(self.graphql_operations, (operation_type, root_fields, code)).inc()
+        self._child(self.graphql_latency, (operation_type, root_fields)).observe(elapsed)
+
+
+def _labelled(metric: Any, labels: tuple[str, ...]) -> Any:
+    return metric.labels(*labels)
 
 
 class _PoolCollector(Collector):

@@ -95,12 +95,11 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            method = scope["method"]
-            self.metrics.http_requests.labels(template, method, str(status)).inc()
-            self.metrics.http_latency.labels(template, method).observe(
-                time.perf_counter() - started
+            self.metrics.observe_request(
+                route=getattr(scope.get("route"), "path", "unmatched"),
+                method=scope["method"],
+                status=status,
+                started=started,
             )
 
 
