@@ -18,13 +18,14 @@ from functools import lru_cache
 from typing import Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import Select
+from sqlalchemy import Select, Uuid
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_checkout import repository
 from gql_checkout.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_file
 from gql_checkout.domain import CheckoutSession, MerchantProfile
+from gql_checkout.models import UTCDateTime
 
 T = TypeVar("T")
 MAX_IDS_PER_STATEMENT = 512  # well under SQLite's bound-parameter limit
@@ -41,8 +42,7 @@ class CompiledRead:
         self._statement = statement
         self._dialect = dialect
         self._processors = [
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in statement.selected_columns
+            _conversion(column.type, dialect) for column in statement.selected_columns
         ]
         id_type = statement.compile(dialect=dialect).binds["ids"].type
         bind = id_type.dialect_impl(dialect).bind_processor(dialect)
@@ -68,6 +68,24 @@ class CompiledRead:
         )
         assert all(name.startswith("ids_") for name in compiled.positiontup or ())
         return str(compiled)
+
+
+# Columns whose stored text always converts to the same immutable value (ids, times):
+# polls read the same few sessions over and over, so each text is converted once. This
+# memoises a conversion, not a row: the row itself is read afresh every time. One cache
+# per type, shared by its columns (and bounded: ~16k values each).
+_MEMOISED_TYPES = (Uuid, UTCDateTime)
+MEMOISED_VALUES = 16_384
+_memoised: dict[type, Callable[[Any], Any]] = {}
+
+
+def _conversion(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    process: Callable[[Any], Any] | None = type_.dialect_impl(dialect).result_processor(
+        dialect, None
+    )
+    if process is None or not isinstance(type_, _MEMOISED_TYPES):
+        return process
+    return _memoised.setdefault(type(type_), lru_cache(maxsize=MEMOISED_VALUES)(process))
 
 
 class SqliteReads:
