@@ -154,18 +154,16 @@ class Load:
         self,
         client: httpx.AsyncClient,
         *,
-        ws_url: str,
         merchant: MerchantCredentials,
-        ledger: Ledger,
-        stats: Stats,
         rng: random.Random,
         mix: Mapping[Kind, int] = MIXED_LOAD,
     ) -> None:
         self._client = client
-        self._ws_url = ws_url
+        # Subscriptions go to the same server: ws://host:port/graphql.
+        self._ws_url = str(client.base_url.copy_with(scheme="ws", path="/graphql"))
         self._merchant = merchant
-        self.ledger = ledger
-        self.stats = stats
+        self.ledger = Ledger()
+        self.stats = Stats()
         self._rng = rng
         self._kinds = list(mix)
         self._weights = [mix[kind] for kind in self._kinds]

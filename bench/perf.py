@@ -58,7 +58,14 @@ from typing import Any
 
 import httpx
 
-from tests.server import free_port, stop_process
+from tests.server import (
+    ServerStartError,
+    free_port,
+    gql_checkout_executable,
+    stop_process,
+    wait_until_answering,
+)
+from tests.server import create_merchant as create_merchant_through_cli
 
 HOST = "127.0.0.1"
 HCP_SECRET = "bench-perf-hcp-secret-0123456789abcdefghijklmnop"  # noqa: S105 (a fixed test value)
@@ -123,16 +130,6 @@ class Report:
 
 
 # --- processes ----------------------------------------------------------------------------
-
-
-def venv_script(name: str) -> str:
-    beside = Path(sys.executable).with_name(name)
-    if beside.exists():
-        return str(beside)
-    found = shutil.which(name)
-    if found is None:
-        raise BenchError(f"{name} is not installed in this environment (pip install -e .)")
-    return found
 
 
 def base_env() -> dict[str, str]:
@@ -201,18 +198,10 @@ def running(
 
 
 def _wait_until_answering(server: Server) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    with httpx.Client(base_url=server.base_url, timeout=1.0) as client:
-        while time.monotonic() < deadline:
-            if server.process.poll() is not None:
-                raise BenchError(f"{server.name} exited with code {server.process.returncode}")
-            try:
-                client.get("/")
-            except httpx.TransportError:
-                time.sleep(0.05)
-            else:
-                return
-    raise BenchError(f"{server.name} did not answer HTTP within {START_TIMEOUT_S:.0f}s")
+    try:
+        wait_until_answering(server.process, server.base_url, timeout=START_TIMEOUT_S)
+    except ServerStartError as error:
+        raise BenchError(f"{server.name} {error}") from None
 
 
 def uvicorn_argv(app: str, port: int) -> list[str]:
@@ -242,18 +231,11 @@ class Seeded:
 
 
 def create_merchant(env: Mapping[str, str]) -> tuple[str, str]:
-    completed = subprocess.run(
-        [venv_script("gql-checkout"), "merchants", "create", "--name", "Bench"],
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_S,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise BenchError(f"gql-checkout merchants create failed:\n{completed.stderr}")
-    created = json.loads(completed.stdout)
-    return str(created["merchantId"]), str(created["apiKey"])
+    try:
+        created = create_merchant_through_cli(env=env, name="Bench")
+    except RuntimeError as error:
+        raise BenchError(str(error)) from None
+    return created.merchant_id, created.api_key
 
 
 def _stored_time(moment: datetime) -> str:
@@ -804,7 +786,7 @@ def _bench(
         seeding = time.monotonic()
         merchant_id, api_key = create_merchant(env)
         ports = {target: free_port() for target in (GQL, NAIVE, FLOOR)}
-        gql_argv = [venv_script("gql-checkout"), "serve", "--host", HOST]
+        gql_argv = [gql_checkout_executable(), "serve", "--host", HOST]
         gql_argv += ["--port", str(ports[GQL]), "--workers", "1"]
         naive_env = {**base_env(), "BENCH_DATABASE_URL": database_url}
         with contextlib.ExitStack() as servers:

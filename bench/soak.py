@@ -167,7 +167,6 @@ async def soak(
 ) -> tuple[Stats, Ledger, Findings, list[str]]:
     """Runs the load against a running server, then reads everything back."""
     _require_loopback(server.base_url)
-    ledger, stats = Ledger(), Stats()
     # Twice the workers: a keyed create sends its two requests at once.
     connections = 2 * (concurrency + subscribers)
     limits = httpx.Limits(
@@ -178,14 +177,8 @@ async def soak(
     async with httpx.AsyncClient(
         base_url=server.base_url, timeout=REQUEST_TIMEOUT_S, limits=limits
     ) as client:
-        load = Load(
-            client,
-            ws_url=server.base_url.replace("http://", "ws://", 1) + "/graphql",
-            merchant=merchant,
-            ledger=ledger,
-            stats=stats,
-            rng=random.Random(seed),
-        )
+        load = Load(client, merchant=merchant, rng=random.Random(seed))
+        ledger, stats = load.ledger, load.stats
         started = time.perf_counter()
         await load.run(seconds=seconds, concurrency=concurrency, subscribers=subscribers)
         stats.elapsed = time.perf_counter() - started

@@ -20,10 +20,6 @@ def create_engine(database_url: str) -> AsyncEngine:
     return engine
 
 
-def is_sqlite(engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def sqlite_file(url: str | URL) -> str | None:
     """The file of an SQLite database URL; None for PostgreSQL or an in-memory database."""
     url = make_url(url)

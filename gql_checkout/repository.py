@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
@@ -98,15 +99,6 @@ async def get_session(
     result = await conn.execute(_SELECT_SESSIONS.where(sessions.c.id == checkout_session_id))
     row = result.first()
     return _session_from_row(row) if row else None
-
-
-async def get_sessions(
-    conn: AsyncConnection, *, checkout_session_ids: Iterable[UUID]
-) -> dict[UUID, CheckoutSession]:
-    result = await conn.execute(
-        _SELECT_SESSIONS.where(sessions.c.id.in_(set(checkout_session_ids)))
-    )
-    return {row.id: _session_from_row(row) for row in result}
 
 
 # Built once: the hot reads only bind their ids (an expanding IN) on each call.
@@ -362,15 +354,7 @@ def profiles_from_rows(rows: Iterable[Sequence[Any]]) -> dict[UUID, MerchantProf
 
 
 def _appearance_json(appearance: Appearance) -> dict[str, Any]:
-    return {
-        "theme": appearance.theme.value,
-        "primary_color": appearance.primary_color,
-        "background_color": appearance.background_color,
-        "text_color": appearance.text_color,
-        "font_family": appearance.font_family,
-        "border_radius_px": appearance.border_radius_px,
-        "logo_url": appearance.logo_url,
-    }
+    return {**asdict(appearance), "theme": appearance.theme.value}
 
 
 def _appearance_from_json(data: Mapping[str, Any]) -> Appearance:

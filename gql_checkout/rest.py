@@ -56,8 +56,9 @@ def _parse_read_request(request: Request) -> tuple[UUID, UUID, bool]:
 
 async def get_checkout_session(request: Request) -> Response:
     checkout_session_id, merchant_id, init = _parse_read_request(request)
-    service = services(request).checkout
-    merchant_id = await services(request).merchants.resolve_reader(
+    wired = services(request)
+    service = wired.checkout
+    merchant_id = await wired.merchants.resolve_reader(
         merchant_id=merchant_id,
         authorization=request.headers.get("authorization"),
         client=client_address(request),

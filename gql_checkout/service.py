@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from dataclasses import asdict
 from datetime import datetime, timedelta
+from operator import attrgetter
 from uuid import UUID
 
 from sqlalchemy.exc import IntegrityError
@@ -73,7 +74,9 @@ class CheckoutService:
         if reads is not None:
             self._sessions, self._profiles = reads.sessions, reads.profiles
         else:
-            self._sessions = Coalescer(self._fetch_sessions, related=_current_child_id).get_many
+            self._sessions = Coalescer(
+                self._fetch_sessions, related=attrgetter("current_child_id")
+            ).get_many
             self._profiles = Coalescer(self._fetch_profiles).get_many
 
     async def ping(self) -> None:
@@ -378,10 +381,6 @@ class CheckoutService:
         await self._bus.committed(changed)
         assert updated is not None
         return updated
-
-
-def _current_child_id(session: CheckoutSession) -> UUID | None:
-    return session.current_child_id
 
 
 def _fingerprint(request: NewCheckoutSession) -> str:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from tests.conftest import Clock, MerchantCredentials
 
 CREATE_MUTATION = """
 mutation Create($input: CreateCheckoutSessionInput!) {
@@ -67,3 +70,15 @@ async def create_session(
 
 def error_codes(body: dict[str, Any]) -> list[str]:
     return [error["extensions"]["code"] for error in body.get("errors", [])]
+
+
+async def session_in_state(
+    client: httpx.AsyncClient, owner: MerchantCredentials, state: str, clock: Clock
+) -> dict[str, Any]:
+    """A 60-second session of ``owner``, left "open", "canceled" or "expired"."""
+    session = await create_session(client, owner.api_key, expiresInSeconds=60)
+    if state == "canceled":
+        await graphql(client, CANCEL_MUTATION, {"id": session["id"]}, owner.write_headers)
+    if state == "expired":
+        clock.advance(seconds=60)
+    return session

@@ -12,16 +12,13 @@ import json
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from tests.server import free_port, stop_process
+from tests.server import ServerStartError, free_port, stop_process, wait_until_answering
 
 NGINX_CONF = Path(__file__).resolve().parents[1] / "deploy" / "nginx.conf"
 START_TIMEOUT_S = 10.0
@@ -133,17 +130,11 @@ http {{
 def _wait_until_answering(
     process: subprocess.Popen[bytes], base_url: str, *, error_log: Path
 ) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    with httpx.Client(base_url=base_url, timeout=1.0) as client:
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                client.get("/")
-            except httpx.TransportError:
-                time.sleep(0.05)
-            else:
-                return
-    log = error_log.read_text(errors="replace") if error_log.exists() else "(no error log)"
-    raise RuntimeError(f"nginx did not answer (exit code {process.poll()}):\n{log}")
+    try:
+        wait_until_answering(process, base_url, timeout=START_TIMEOUT_S)
+    except ServerStartError as error:
+        log = error_log.read_text(errors="replace") if error_log.exists() else "(no error log)"
+        raise RuntimeError(f"nginx {error}:\n{log}") from None
 
 
 @contextlib.contextmanager

@@ -115,16 +115,18 @@ def create_merchant(*, env: Mapping[str, str], name: str) -> MerchantCredentials
     return MerchantCredentials(merchant_id=created["merchantId"], api_key=created["apiKey"])
 
 
-def _wait_until_answering(
+def wait_until_answering(
     process: subprocess.Popen[bytes], base_url: str, *, timeout: float
 ) -> None:
+    """Until ``base_url`` answers any HTTP request; ServerStartError if the process
+    exits first or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     with httpx.Client(base_url=base_url, timeout=1.0) as client:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise ServerStartError(f"exited with code {process.returncode}")
             try:
-                client.get("/v1/checkout-sessions/x")
+                client.get("/")
             except httpx.TransportError:
                 time.sleep(0.05)
             else:
@@ -182,7 +184,7 @@ def running_server(
         )
     try:
         try:
-            _wait_until_answering(process, base_url, timeout=start_timeout)
+            wait_until_answering(process, base_url, timeout=start_timeout)
         except ServerStartError as error:
             stop_process(process)
             output = log_path.read_text(errors="replace")

@@ -94,20 +94,17 @@ def test_acknowledged_writes_survive_a_killed_server(tmp_path: Path, database_ur
 
 
 async def _write_until_killed(server: LiveServer, merchant: MerchantCredentials) -> Crash:
-    ledger, stats = Ledger(), Stats()
     limits = httpx.Limits(max_connections=2 * WRITERS, keepalive_expiry=KEEPALIVE_S)
     async with httpx.AsyncClient(
         base_url=server.base_url, timeout=REQUEST_TIMEOUT_S, limits=limits
     ) as client:
         load = Load(
             client,
-            ws_url=server.base_url.replace("http://", "ws://", 1) + "/graphql",
             merchant=merchant,
-            ledger=ledger,
-            stats=stats,
             rng=random.Random(1),  # noqa: S311 (picks actions, not secrets)
             mix=WRITES_ONLY,
         )
+        ledger, stats = load.ledger, load.stats
         writing = asyncio.create_task(
             load.run(seconds=LOAD_AT_MOST_S, concurrency=WRITERS, subscribers=0)
         )

@@ -16,6 +16,7 @@ from tests.helpers import (
     COMPLETE_MUTATION,
     create_session,
     graphql,
+    session_in_state,
 )
 
 pytestmark = pytest.mark.anyio
@@ -126,11 +127,7 @@ async def test_checkout_session_applies_the_rest_rules(
     code: str,
 ) -> None:
     owning = merchant if owner == "merchant" else other_merchant
-    session = await create_session(client, owning.api_key, expiresInSeconds=60)
-    if state == "canceled":
-        await graphql(client, CANCEL_MUTATION, {"id": session["id"]}, owning.write_headers)
-    if state == "expired":
-        clock.advance(seconds=60)
+    session = await session_in_state(client, owning, state, clock)
 
     body = await graphql(client, STATUS_QUERY, {"id": session["id"]}, merchant.read_headers)
 

@@ -18,6 +18,7 @@ from tests.helpers import (
     FAIL_MUTATION,
     create_session,
     graphql,
+    session_in_state,
 )
 
 pytestmark = pytest.mark.anyio
@@ -167,11 +168,7 @@ async def test_owner_then_state_decide_the_error(
     code: str,
 ) -> None:
     owning = merchant if owner == "merchant" else other_merchant
-    session = await create_session(client, owning.api_key, expiresInSeconds=60)
-    if state == "canceled":
-        await _mutate(client, owning, CANCEL_MUTATION, id=session["id"])
-    if state == "expired":
-        clock.advance(seconds=60)
+    session = await session_in_state(client, owning, state, clock)
 
     response = await client.get(_path(session["id"]), headers=merchant.read_headers)
 
