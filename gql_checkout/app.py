@@ -17,12 +17,7 @@ from gql_checkout.clock import Clock, utc_now
 from gql_checkout.errors import GatewayError
 from gql_checkout.graphql.schema import build_schema
 from gql_checkout.graphql.view import GraphQLView
-from gql_checkout.middleware import (
-    BodySizeLimitMiddleware,
-    MetricsMiddleware,
-    RequestContextMiddleware,
-    RequestTimeoutMiddleware,
-)
+from gql_checkout.middleware import RequestMiddleware
 from gql_checkout.problems import handle_gateway_error, handle_http_exception
 from gql_checkout.services import build_services
 from gql_checkout.settings import Settings
@@ -54,18 +49,22 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             await services.stop()
 
     app = Starlette(
+        # Routes are tried in order: the two polled ones first.
         routes=[
-            *rest.routes,
-            *health.routes,
-            *openapi.routes,
+            rest.session_route,
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            *rest.other_routes,
+            *health.routes,
+            *openapi.routes,
         ],
         middleware=[
-            Middleware(RequestContextMiddleware),
-            Middleware(MetricsMiddleware, metrics=services.metrics),
-            Middleware(RequestTimeoutMiddleware, seconds=limits.request_timeout_seconds),
-            Middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
+            Middleware(
+                RequestMiddleware,
+                metrics=services.metrics,
+                timeout_seconds=limits.request_timeout_seconds,
+                max_body_bytes=limits.max_body_bytes,
+            ),
         ],
         exception_handlers={
             GatewayError: handle_gateway_error,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from uuid import UUID
 
 
@@ -119,6 +120,7 @@ class NewCheckoutSession:
     idempotency_key: str | None
 
 
+@lru_cache(maxsize=16_384)  # polls render the same few timestamps over and over
 def rfc3339(moment: datetime) -> str:
     """The one timestamp form of the API, REST and GraphQL alike: UTC with ``Z``."""
     # isoformat is several times faster than strftime, and this runs for every field.

@@ -45,8 +45,9 @@ def _parse_read_request(request: Request) -> tuple[UUID, UUID, bool]:
         merchant_id = parse_uuid(request.headers.get("x-merchant-id"), field="X-Merchant-Id")
     except ValidationError as error:
         errors.extend(error.field_errors)
-    raw_init = request.query_params.get("init", "false")
-    init = _INIT_VALUES.get(raw_init.lower())
+    init: bool | None = False
+    if request.scope["query_string"]:  # polls carry none: skip parsing one
+        init = _INIT_VALUES.get(request.query_params.get("init", "false").lower())
     if init is None:
         errors.append(FieldError("init", "must be true or false"))
     if errors or checkout_session_id is None or merchant_id is None or init is None:
@@ -144,7 +145,7 @@ def _render_session(
     return rendered
 
 
-routes = [
-    Route("/v1/checkout-sessions/{checkoutSessionId}", get_checkout_session, methods=["GET"]),
-    Route("/v1/hcp/auth", hcp_auth, methods=["GET"]),
-]
+session_route = Route(
+    "/v1/checkout-sessions/{checkoutSessionId}", get_checkout_session, methods=["GET"]
+)
+other_routes = [Route("/v1/hcp/auth", hcp_auth, methods=["GET"])]

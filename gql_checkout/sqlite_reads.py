@@ -6,7 +6,11 @@ mode a reader never waits for a writer, so a read on the loop does not stall beh
 writes. The statements and the row mapping stay the repository's (SQLAlchemy Core,
 compiled once per batch size with the engine's own type processors): only the connection
 differs. Each statement is a read transaction of its own, started after its caller asked:
-nothing is cached, and a write acknowledged before the read is seen by it.
+no result is cached, and a write acknowledged before the read is seen by it. What is
+memoised is the mapping from a row's stored values to domain objects.
+
+The connection maps the file into memory (``mmap_size``): a page read is then a memory
+access instead of a ``pread`` system call (with 10,000 sessions, 2 in 3 polls made one).
 """
 
 from __future__ import annotations
@@ -15,52 +19,73 @@ import sqlite3
 import threading
 from collections.abc import Callable, Collection, Sequence
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, Uuid
+from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_checkout import repository
 from gql_checkout.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_file
 from gql_checkout.domain import CheckoutSession, MerchantProfile
-from gql_checkout.models import UTCDateTime
 
-T = TypeVar("T")
 MAX_IDS_PER_STATEMENT = 512  # well under SQLite's bound-parameter limit
+MEMOISED_ROWS = 16_384  # per statement
+MMAP_BYTES = 1 << 30  # address space, not memory: the OS pages in what is read
 
 
 class CompiledRead:
-    """One ``repository`` statement whose ``ids`` (an expanding IN) are bound positionally.
+    """One ``repository`` statement whose ``ids`` (an expanding IN) are bound positionally,
+    and the mapping of its rows to domain objects.
 
     Batch sizes are rounded up to a power of two (the last id repeated), so a handful of
     SQL strings serve every size.
     """
 
-    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
+    def __init__(
+        self,
+        statement: Select[Any],
+        dialect: Dialect,
+        mapped: Callable[[list[list[Any]]], dict[UUID, Any]],
+    ) -> None:
         self._statement = statement
         self._dialect = dialect
-        self._processors = [
-            _conversion(column.type, dialect) for column in statement.selected_columns
+        conversions = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in statement.selected_columns
         ]
+        # Only the columns that need one; a NULL (a missing child's columns) stays None.
+        self._conversions: list[tuple[int, Callable[[Any], Any]]] = [
+            (index, convert) for index, convert in enumerate(conversions) if convert is not None
+        ]
+        self._mapped = mapped
         id_type = statement.compile(dialect=dialect).binds["ids"].type
         bind = id_type.dialect_impl(dialect).bind_processor(dialect)
         self._bind: Callable[[Any], Any] = bind or (lambda value: value)
         self._sql = lru_cache(maxsize=None)(self._compile)
+        self.objects = lru_cache(maxsize=MEMOISED_ROWS)(self._objects)
 
-    def rows(self, conn: sqlite3.Connection, ids: Sequence[Any]) -> list[list[Any]]:
+    def rows(self, conn: sqlite3.Connection, ids: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The stored rows, as sqlite3 returns them (no conversion yet)."""
         size = 1 << (len(ids) - 1).bit_length()
-        sql, bind = self._sql(size), self._bind
+        bind = self._bind
         padded = [*ids, *([ids[-1]] * (size - len(ids)))]
-        processors = self._processors
-        return [
-            [
-                value if process is None else process(value)
-                for process, value in zip(processors, raw, strict=True)
-            ]
-            for raw in conn.execute(sql, [bind(value) for value in padded]).fetchall()
-        ]
+        return conn.execute(self._sql(size), [bind(i) for i in padded]).fetchall()
+
+    def _objects(self, raw: tuple[Any, ...]) -> tuple[tuple[UUID, Any], ...]:
+        """The domain objects of one stored row, by id.
+
+        Memoised on the row's stored values: polls read the same rows over and over, and
+        the objects are immutable and a function of those values alone. The row itself is
+        read afresh every time; a changed row is a different key.
+        """
+        row = list(raw)
+        for index, convert in self._conversions:
+            value = row[index]
+            if value is not None:
+                row[index] = convert(value)
+        return tuple(self._mapped([row]).items())
 
     def _compile(self, size: int) -> str:
         compiled = self._statement.params(ids=[None] * size).compile(
@@ -70,24 +95,6 @@ class CompiledRead:
         return str(compiled)
 
 
-# Columns whose stored text always converts to the same immutable value (ids, times):
-# polls read the same few sessions over and over, so each text is converted once. This
-# memoises a conversion, not a row: the row itself is read afresh every time. One cache
-# per type, shared by its columns (and bounded: ~16k values each).
-_MEMOISED_TYPES = (Uuid, UTCDateTime)
-MEMOISED_VALUES = 16_384
-_memoised: dict[type, Callable[[Any], Any]] = {}
-
-
-def _conversion(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
-    process: Callable[[Any], Any] | None = type_.dialect_impl(dialect).result_processor(
-        dialect, None
-    )
-    if process is None or not isinstance(type_, _MEMOISED_TYPES):
-        return process
-    return _memoised.setdefault(type(type_), lru_cache(maxsize=MEMOISED_VALUES)(process))
-
-
 class SqliteReads:
     """Sessions (with their current children) and merchant profiles, by id."""
 
@@ -95,8 +102,14 @@ class SqliteReads:
         database = sqlite_file(engine.url)
         assert database is not None, "an in-memory database has no second reader"
         self._path = database
-        self._sessions = CompiledRead(repository.SESSIONS_WITH_CHILDREN_BY_IDS, engine.dialect)
-        self._profiles = CompiledRead(repository.PROFILES_BY_IDS, engine.dialect)
+        self._sessions = CompiledRead(
+            repository.SESSIONS_WITH_CHILDREN_BY_IDS,
+            engine.dialect,
+            repository.sessions_with_children_from_rows,
+        )
+        self._profiles = CompiledRead(
+            repository.PROFILES_BY_IDS, engine.dialect, repository.profiles_from_rows
+        )
         self._conn: sqlite3.Connection | None = None
         self._trace: Callable[[str], None] | None = None
         # The loop thread is the only user in a server; tests may drive the app from
@@ -104,22 +117,18 @@ class SqliteReads:
         self._lock = threading.Lock()
 
     async def sessions(self, ids: Collection[UUID]) -> dict[UUID, CheckoutSession]:
-        return self._read(self._sessions, ids, repository.sessions_with_children_from_rows)
+        return self._read(self._sessions, ids)
 
     async def profiles(self, ids: Collection[UUID]) -> dict[UUID, MerchantProfile]:
-        return self._read(self._profiles, ids, repository.profiles_from_rows)
+        return self._read(self._profiles, ids)
 
-    def _read(
-        self,
-        read: CompiledRead,
-        ids: Collection[UUID],
-        mapped: Callable[[list[list[Any]]], dict[UUID, T]],
-    ) -> dict[UUID, T]:
-        found: dict[UUID, T] = {}
+    def _read(self, read: CompiledRead, ids: Collection[UUID]) -> dict[UUID, Any]:
+        found: dict[UUID, Any] = {}
         for batch in _batches(ids):
             with self._lock:
                 rows = read.rows(self._connection(), batch)
-            found.update(mapped(rows))
+            for raw in rows:
+                found.update(read.objects(raw))
         return found
 
     def trace(self, callback: Callable[[str], None] | None) -> None:
@@ -140,12 +149,15 @@ class SqliteReads:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA query_only=ON")
+            conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             conn.set_trace_callback(self._trace)
             self._conn = conn
         return self._conn
 
 
 def _batches(ids: Collection[UUID]) -> list[list[UUID]]:
+    if len(ids) == 1:  # a poll
+        return [list(ids)]
     unique = list(dict.fromkeys(ids))
     return [
         unique[start : start + MAX_IDS_PER_STATEMENT]

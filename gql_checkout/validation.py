@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from uuid import UUID
 
 from gql_checkout.currencies import CURRENCIES
@@ -25,9 +26,16 @@ def parse_uuid(value: str | None, *, field: str) -> UUID:
     """Only the canonical 36-character form: ids are compared as text by clients."""
     if value is None or value == "":
         raise ValidationError.on(field, "is required")
-    if not _UUID_TEXT.fullmatch(value):
+    parsed = _canonical_uuid(value)
+    if parsed is None:
         raise ValidationError.on(field, "must be a UUID")
-    return UUID(value)
+    return parsed
+
+
+# Pages poll the same few ids (and send the same merchant id) over and over.
+@lru_cache(maxsize=16_384)
+def _canonical_uuid(value: str) -> UUID | None:
+    return UUID(value) if _UUID_TEXT.fullmatch(value) else None
 
 
 def parse_bearer(authorization: str) -> str:

@@ -110,6 +110,18 @@ async def test_invalid_requests_are_400_with_field_errors(
     assert body["errors"] == [FIELD_ERRORS[case]]
 
 
+@pytest.mark.parametrize("query", ["?init=", "?init", "?other=1&init=maybe"])
+async def test_an_init_that_is_not_true_or_false_is_400(
+    client: httpx.AsyncClient, merchant: MerchantCredentials, query: str
+) -> None:
+    session = await create_session(client, merchant.api_key)
+
+    response = await client.get(_path(session["id"]) + query, headers=merchant.read_headers)
+
+    body = _problem(response, HTTPStatus.BAD_REQUEST, "VALIDATION_ERROR")
+    assert body["errors"] == [FIELD_ERRORS["init-maybe"]]
+
+
 async def test_every_validation_error_is_reported_at_once(client: httpx.AsyncClient) -> None:
     response = await client.get(_path("42") + "?init=yes")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from uuid import UUID
 
 from starlette.requests import HTTPConnection
@@ -32,8 +33,6 @@ class GraphQLContext:
     authorization: str | None
     client: str
     now: datetime
-    sessions_by_id: CheckoutSessionByIdLoader
-    profiles_by_merchant_id: MerchantProfileByMerchantIdLoader
     # Set by Strawberry from a websocket's connection_init payload.
     connection_params: dict[str, object] | None = None
     _reader: UUID | None = field(default=None, init=False)
@@ -53,9 +52,16 @@ class GraphQLContext:
             authorization=connection.headers.get("authorization"),
             client=client_address(connection),
             now=service.clock(),
-            sessions_by_id=CheckoutSessionByIdLoader(service),
-            profiles_by_merchant_id=MerchantProfileByMerchantIdLoader(service),
         )
+
+    # The loaders are made on first use: a compiled plan never needs them.
+    @cached_property
+    def sessions_by_id(self) -> CheckoutSessionByIdLoader:
+        return CheckoutSessionByIdLoader(self.service)
+
+    @cached_property
+    def profiles_by_merchant_id(self) -> MerchantProfileByMerchantIdLoader:
+        return MerchantProfileByMerchantIdLoader(self.service)
 
     async def reader(self) -> UUID:
         """The merchant reads act for: X-Merchant-Id or the API key's (checked once per request)."""
