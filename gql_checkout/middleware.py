@@ -1,7 +1,7 @@
 """The one ASGI middleware every HTTP request passes through.
 
 One layer rather than one per concern: each pure-ASGI layer costs a call frame, a wrapped
-``send`` and a try block on every poll, ~10 µs apiece here. In order, it
+``send`` and a try block on every poll (merging four saved ~7 µs per request). It
 
 1. gives the request an id (a valid incoming ``X-Request-Id`` or a new one), sets it for
    logs and puts it on the response;
