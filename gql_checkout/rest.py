@@ -64,14 +64,14 @@ async def get_checkout_session(request: Request) -> Response:
         authorization=request.headers.get("authorization"),
         client=client_address(request),
     )
+    now = service.clock()
     session, child = await service.get_checkout_session_with_child(
-        merchant_id=merchant_id, checkout_session_id=checkout_session_id
+        merchant_id=merchant_id, checkout_session_id=checkout_session_id, now=now
     )
     profile = None
     if init:
         profiles = await service.get_merchant_profiles(merchant_ids=[session.merchant_id])
         profile = profiles[session.merchant_id]
-    now = service.clock()
     body = orjson.dumps(
         {
             "data": {

@@ -91,23 +91,31 @@ class CheckoutService:
     ) -> CheckoutSession:
         """A session as its merchant may read it: 404, 403, 410 canceled, 401 expired."""
         found = await self._sessions((checkout_session_id,))
-        return self.readable(found.get(checkout_session_id), merchant_id=merchant_id)
+        return self.readable(
+            found.get(checkout_session_id), merchant_id=merchant_id, now=self.clock()
+        )
 
     async def get_checkout_session_with_child(
-        self, *, merchant_id: UUID, checkout_session_id: UUID
+        self, *, merchant_id: UUID, checkout_session_id: UUID, now: datetime
     ) -> tuple[CheckoutSession, CheckoutSession | None]:
-        """As ``get_checkout_session``, with the current child read in the same query."""
+        """As ``get_checkout_session`` at ``now``, with the current child read in the same
+        query."""
         found = await self._sessions((checkout_session_id,))
-        session = self.readable(found.get(checkout_session_id), merchant_id=merchant_id)
+        session = self.readable(found.get(checkout_session_id), merchant_id=merchant_id, now=now)
         child_id = session.current_child_id
         return session, found.get(child_id) if child_id is not None else None
 
-    def readable(self, session: CheckoutSession | None, *, merchant_id: UUID) -> CheckoutSession:
-        """The read rules, in the contract's order, for a session loaded by the caller."""
+    def readable(
+        self, session: CheckoutSession | None, *, merchant_id: UUID, now: datetime
+    ) -> CheckoutSession:
+        """The read rules, in the contract's order, for a session loaded by the caller.
+
+        ``now`` is the instant the caller also renders at (``isExpired``): a session that
+        passes here is never shown as expired in the same answer."""
         session = self._owned(session, merchant_id=merchant_id)
         if session.status is CheckoutSessionStatus.CANCELED:
             raise SessionCanceled
-        if session.is_expired(self.clock()):
+        if session.is_expired(now):
             raise SessionExpired
         return session
 

@@ -158,8 +158,6 @@ class SqliteReads:
 
 
 def _batches(ids: Collection[UUID]) -> list[list[UUID]]:
-    if len(ids) == 1:  # a poll
-        return [list(ids)]
     unique = list(dict.fromkeys(ids))
     return [
         unique[start : start + MAX_IDS_PER_STATEMENT]

@@ -251,7 +251,9 @@ async def run_plan(
         merchant_id = await context.reader()
         service = context.service
         found = await service.get_checkout_sessions(checkout_session_ids=ids)
-        roots = [service.readable(found.get(i), merchant_id=merchant_id) for i in ids]
+        roots = [
+            service.readable(found.get(i), merchant_id=merchant_id, now=context.now) for i in ids
+        ]
     except GatewayError:
         raise Unsupported from None
     shaper = _Shaper(context, found)

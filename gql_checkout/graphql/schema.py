@@ -61,7 +61,7 @@ class Query:
         # Through the loader: several root fields share one query, and their children then
         # fall into one batch too.
         loaded = await context.sessions_by_id.load(checkout_session_id)
-        session = context.service.readable(loaded, merchant_id=merchant_id)
+        session = context.service.readable(loaded, merchant_id=merchant_id, now=context.now)
         return CheckoutSessionType.from_domain(session, now=context.now)
 
 
