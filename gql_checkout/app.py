@@ -33,6 +33,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             tracing=settings.otel_tracing,
             compiled=settings.compiled_queries,
         ),
+        services=services,
         graphql_ide=None if settings.is_production else "graphiql",
         allow_queries_via_get=False,
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
@@ -51,7 +52,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
     app = Starlette(
         # Routes are tried in order: the two polled ones first.
         routes=[
-            rest.session_route,
+            rest.session_route(services),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             *rest.other_routes,

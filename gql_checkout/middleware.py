@@ -17,7 +17,6 @@ One layer rather than one per concern: each pure-ASGI layer costs a call frame, 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -25,6 +24,7 @@ from random import getrandbits
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gql_checkout.deadlines import Deadlines, Expired
 from gql_checkout.errors import PayloadTooLarge, RequestTimeout
 from gql_checkout.logs import ACCESS_LOGGER
 from gql_checkout.metrics import Metrics
@@ -49,7 +49,7 @@ class RequestMiddleware:
     ) -> None:
         self.app = app
         self.metrics = metrics
-        self.timeout_seconds = timeout_seconds
+        self.deadlines = Deadlines(timeout_seconds)
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -89,12 +89,10 @@ class RequestMiddleware:
             if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
                 await problem_response(self._too_large())(scope, receive, send_with_id)
                 return
-            deadline = asyncio.timeout(self.timeout_seconds)
             try:
-                async with deadline:
-                    await self.app(scope, self._counted(receive), send_with_id)
-            except TimeoutError:
-                if status is not None or not deadline.expired():
+                await self.deadlines.run(self.app(scope, self._counted(receive), send_with_id))
+            except Expired:
+                if status is not None:
                     raise
                 await problem_response(RequestTimeout())(scope, receive, send_with_id)
         except Exception as exc:

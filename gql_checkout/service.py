@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from operator import attrgetter
@@ -67,17 +67,15 @@ class CheckoutService:
         self._bus = bus or LocalBus()
         self.clock = clock
         self._resync_seconds = resync_seconds
-        # Reads outside transactions: on an SQLite file straight from the loop (no thread
-        # hop to amortise); otherwise concurrent requests share queries.
-        self._sessions: Callable[[Collection[UUID]], Awaitable[dict[UUID, CheckoutSession]]]
-        self._profiles: Callable[[Collection[UUID]], Awaitable[dict[UUID, MerchantProfile]]]
-        if reads is not None:
-            self._sessions, self._profiles = reads.sessions, reads.profiles
-        else:
-            self._sessions = Coalescer(
-                self._fetch_sessions, related=attrgetter("current_child_id")
-            ).get_many
-            self._profiles = Coalescer(self._fetch_profiles).get_many
+        # Reads outside transactions: the requests that ask while a query runs (or in the
+        # same loop iteration) share the next one. On an SQLite file it runs on the loop
+        # itself (no thread hop); otherwise through the engine.
+        fetch_sessions = reads.sessions if reads is not None else self._fetch_sessions
+        fetch_profiles = reads.profiles if reads is not None else self._fetch_profiles
+        self._sessions = Coalescer[UUID, CheckoutSession](
+            fetch_sessions, related=attrgetter("current_child_id")
+        ).get_many
+        self._profiles = Coalescer[UUID, MerchantProfile](fetch_profiles).get_many
 
     async def ping(self) -> None:
         """Raises if the database does not answer."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
+from gql_checkout.http_scope import client_host
 from gql_checkout.services import Services
 
 
@@ -13,5 +14,4 @@ def services(connection: HTTPConnection) -> Services:
 
 
 def client_address(connection: HTTPConnection) -> str:
-    """The caller's address (behind nginx, uvicorn takes it from X-Forwarded-For)."""
-    return connection.client.host if connection.client else "unknown"
+    return client_host(connection.scope)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -10,6 +11,7 @@ import pytest
 from starlette.applications import Starlette
 
 from gql_checkout.app import create_app
+from gql_checkout.deadlines import Deadlines, Expired
 from gql_checkout.migrate import migrate
 from gql_checkout.settings import Settings
 from tests.conftest import Clock, MerchantCredentials
@@ -116,6 +118,32 @@ async def test_a_request_past_its_time_limit_is_abandoned(
     assert response.status_code == 503
     assert response.json()["code"] == "REQUEST_TIMEOUT"
     assert response.headers["x-request-id"]
+
+
+async def test_the_time_limit_cancels_only_the_requests_past_it() -> None:
+    deadlines = Deadlines(0.05)
+
+    async def request(work: float) -> str:
+        try:
+            await deadlines.run(asyncio.sleep(work))
+        except Expired:
+            await asyncio.sleep(0)  # the task was uncancelled: it can still answer
+            return "503"
+        return "200"
+
+    first = list(await asyncio.gather(request(10), request(0.01), request(10)))
+    assert first == ["503", "200", "503"]
+    # The timer is set again for later requests.
+    assert list(await asyncio.gather(request(0), request(10))) == ["200", "503"]
+
+
+async def test_a_request_cancelled_by_others_stays_cancelled() -> None:
+    deadlines = Deadlines(10)
+    task = asyncio.create_task(deadlines.run(asyncio.sleep(10)))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
 
 
 async def test_queries_over_get_are_refused(

@@ -62,11 +62,19 @@ async def test_requests_and_operations_are_counted(
     requests = "gql_checkout_http_requests_total"
     assert _sample(metrics, requests, route=route, method="GET", status="200") == 2
     assert _sample(metrics, requests, route=route, method="GET", status="400") == 1
+    # The latency histogram is by route and method: all three requests, every one in +Inf.
+    latency = "gql_checkout_http_request_duration_seconds"
+    assert _sample(metrics, f"{latency}_count", route=route, method="GET") == 3
+    assert _sample(metrics, f"{latency}_bucket", route=route, method="GET", le="+Inf") == 3
+    assert 0 < _sample(metrics, f"{latency}_sum", route=route, method="GET") < 10
+    assert _sample(metrics, f"{latency}_bucket", route=route, method="GET", le="10.0") == 3
     operations = "gql_checkout_graphql_operations_total"
     assert _sample(metrics, operations, root_fields="checkoutSession", code="OK") == 1
     cancels = {"operation_type": "mutation", "root_fields": "cancelCheckoutSession"}
     assert _sample(metrics, operations, **cancels, code="OK") == 1
     assert _sample(metrics, operations, **cancels, code="INVALID_STATE_TRANSITION") == 1
+    operation_latency = "gql_checkout_graphql_operation_duration_seconds_count"
+    assert _sample(metrics, operation_latency, **cancels) == 2
     assert _sample(metrics, "gql_checkout_db_pool_connections", state="checked_out") == 0
     assert _sample(metrics, "gql_checkout_subscriptions_open") == 0
 

@@ -16,7 +16,7 @@ tests/test_compiled.py proves both paths give byte-identical responses.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -38,7 +38,6 @@ from graphql import (
     VariableNode,
     parse,
 )
-from starlette.responses import Response
 from strawberry.schema.schema import validate_document
 
 from gql_checkout.domain import CheckoutSession, MerchantProfile
@@ -240,10 +239,9 @@ def _ids(plan: Plan, variables: Any) -> list[str]:
     return ids
 
 
-async def run_plan(
-    plan: Plan, variables: Any, context: GraphQLContext, encode: Callable[[object], str]
-) -> Response:
-    """The plan's response, or Unsupported for anything but a plain success."""
+async def run_plan(plan: Plan, variables: Any, context: GraphQLContext) -> dict[str, Any]:
+    """The plan's response (``{"data": ...}``), or Unsupported for anything but a plain
+    success."""
     started = time.perf_counter()
     raw_ids = _ids(plan, variables)
     try:
@@ -265,7 +263,7 @@ async def run_plan(
     context.metrics.observe_graphql(
         operation_type="query", root_fields="checkoutSession", code="OK", started=started
     )
-    return Response(encode({"data": data}), media_type="application/json")
+    return {"data": data}
 
 
 class _Shaper:

@@ -8,7 +8,6 @@ from datetime import datetime
 from functools import cached_property
 from uuid import UUID
 
-from starlette.requests import HTTPConnection
 from strawberry.types import Info as StrawberryInfo
 
 from gql_checkout.domain import Merchant
@@ -20,7 +19,7 @@ from gql_checkout.graphql.loaders import (
 from gql_checkout.merchants import MerchantService
 from gql_checkout.metrics import Metrics
 from gql_checkout.service import CheckoutService
-from gql_checkout.state import client_address, services
+from gql_checkout.services import Services
 from gql_checkout.validation import parse_uuid
 
 
@@ -41,17 +40,22 @@ class GraphQLContext:
     _identity_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     @classmethod
-    def for_connection(cls, connection: HTTPConnection) -> GraphQLContext:
-        wired = services(connection)
-        service = wired.checkout
+    def create(
+        cls,
+        wired: Services,
+        *,
+        merchant_id_header: str | None,
+        authorization: str | None,
+        client: str,
+    ) -> GraphQLContext:
         return cls(
-            service=service,
+            service=wired.checkout,
             merchants=wired.merchants,
             metrics=wired.metrics,
-            merchant_id_header=connection.headers.get("x-merchant-id"),
-            authorization=connection.headers.get("authorization"),
-            client=client_address(connection),
-            now=service.clock(),
+            merchant_id_header=merchant_id_header,
+            authorization=authorization,
+            client=client,
+            now=wired.checkout.clock(),
         )
 
     # The loaders are made on first use: a compiled plan never needs them.

@@ -14,10 +14,13 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from gql_checkout import http_scope
 from gql_checkout.errors import ValidationError
 from gql_checkout.graphql import compiled
 from gql_checkout.graphql.context import GraphQLContext
 from gql_checkout.graphql.schema import GatewaySchema
+from gql_checkout.services import Services
+from gql_checkout.state import client_address
 
 _TRANSPORT_CODES = {HTTPStatus.BAD_REQUEST: ValidationError.code}
 _MEMBER_TYPES = (
@@ -29,15 +32,25 @@ _MEMBER_TYPES = (
 
 # Responses Strawberry streams (multipart, server-sent events) are never compiled.
 _STREAMING = re.compile(r"multipart/mixed|text/event-stream")
+_PLAN_HEADERS = frozenset({b"content-type", b"accept", b"x-merchant-id", b"authorization"})
 
 
 class GraphQLView(GraphQL[GraphQLContext, None]):
     schema: GatewaySchema
 
+    def __init__(self, schema: GatewaySchema, *, services: Services, **options: Any) -> None:
+        super().__init__(schema, **options)
+        self.services = services
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> GraphQLContext:
-        return GraphQLContext.for_connection(request)
+        return GraphQLContext.create(
+            self.services,
+            merchant_id_header=request.headers.get("x-merchant-id"),
+            authorization=request.headers.get("authorization"),
+            client=client_address(request),
+        )
 
     def parse_json(self, data: str | bytes) -> Any:
         # Strawberry's own check lets through bodies that parse but are not objects
@@ -67,8 +80,48 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        compiler = self.schema.compiler
+        if compiler is None or scope["method"] != "POST":
+            await self._general(scope, receive, send)
+            return
+        headers = http_scope.headers(scope, _PLAN_HEADERS)
+        if _STREAMING.search(headers.get(b"accept", "")):
+            await self._general(scope, receive, send)
+            return
+        # A poll, read straight from the scope: a compiled plan answers it if it can.
+        body = await http_scope.read_body(receive)
+        context = GraphQLContext.create(
+            self.services,
+            merchant_id_header=headers.get(b"x-merchant-id"),
+            authorization=headers.get(b"authorization"),
+            client=http_scope.client_host(scope),
+        )
         try:
-            response = await self._respond(Request(scope=scope, receive=receive))
+            query, operation_name, variables = compiled.request_body(
+                body, headers.get(b"content-type")
+            )
+            plan = compiler.plan(query, operation_name)
+            if plan is None:
+                raise compiled.Unsupported
+            answer = orjson.dumps(await compiled.run_plan(plan, variables, context))
+        except compiled.Unsupported:
+            # The same context: a reader already checked (and rate-limited) stays checked.
+            receive = http_scope.replaying(body, receive)
+            await self._general(scope, receive, send, context)
+            return
+        compiler.answered += 1
+        await http_scope.respond(send, 200, http_scope.json_headers(answer), answer)
+
+    async def _general(
+        self, scope: Scope, receive: Receive, send: Send, context: GraphQLContext | None = None
+    ) -> None:
+        """Strawberry's answer, with transport errors in the coded GraphQL error shape."""
+        request = Request(scope=scope, receive=receive)
+        try:
+            if context is None:
+                response = await self.run(request)
+            else:
+                response = await self.run(request, context=context)
         except HTTPException as error:
             # Strawberry answers a body it cannot read (bad JSON, no query, wrong method)
             # in plain text; clients get the same coded error shape as everywhere else.
@@ -85,24 +138,3 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
                 orjson.dumps(body), status_code=status, media_type="application/json"
             )
         await response(scope, receive, send)
-
-    async def _respond(self, request: Request) -> Response:
-        """A compiled plan's answer where there is one; Strawberry's otherwise."""
-        compiler = self.schema.compiler
-        accept = request.headers.get("accept", "")
-        if compiler is None or request.method != "POST" or _STREAMING.search(accept):
-            return await self.run(request)
-        context = GraphQLContext.for_connection(request)
-        try:
-            query, operation_name, variables = compiled.request_body(
-                await request.body(), request.headers.get("content-type")
-            )
-            plan = compiler.plan(query, operation_name)
-            if plan is None:
-                raise compiled.Unsupported
-            response = await compiled.run_plan(plan, variables, context, self.encode_json)
-            compiler.answered += 1
-            return response
-        except compiled.Unsupported:
-            # The same context: a reader already checked (and rate-limited) stays checked.
-            return await self.run(request, context=context)
