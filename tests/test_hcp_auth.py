@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from datetime import UTC, datetime
+from uuid import UUID
 
 import httpx
 import jwt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 
 from gql_checkout.app import create_app
 from gql_checkout.settings import Settings
+from gql_checkout.tokens import HcpTokens
 from tests.conftest import TEST_SECRET, Clock, MerchantCredentials
 from tests.helpers import CANCEL_MUTATION, CARD, COMPLETE_MUTATION, create_session, graphql
 
@@ -209,3 +214,27 @@ async def test_rotation_keeps_old_tokens_working(
     assert new_token_works.status_code == 204
     # The old deployment (old secret only) does not know the new key.
     assert (await _auth(client, new_token)).status_code == 401
+
+
+@given(
+    checkout_session_id=st.uuids(),
+    merchant_id=st.uuids(),
+    expires_at=st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+    ),
+    secret=st.sampled_from([TEST_SECRET, ROTATED_SECRET, "ü-secret-" + "z" * 40]),
+)
+def test_tokens_are_the_bytes_pyjwt_would_sign(
+    checkout_session_id: UUID, merchant_id: UUID, expires_at: datetime, secret: str
+) -> None:
+    signed = HcpTokens((secret,)).sign(
+        checkout_session_id=checkout_session_id, merchant_id=merchant_id, expires_at=expires_at
+    )
+
+    claims = {
+        "sub": str(checkout_session_id),
+        "mid": str(merchant_id),
+        "aud": "gql-checkout:hcp",
+        "exp": math.ceil(expires_at.timestamp()),
+    }
+    assert signed == _sign(claims, secret)
