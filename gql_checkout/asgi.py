@@ -9,7 +9,6 @@ from starlette.applications import Starlette
 from gql_checkout.app import create_app
 from gql_checkout.settings import Settings
 
-
 # Young collections after 5,000 net new objects, not 700. Each one moves what the requests
 # in flight hold into an older generation, and enough of that makes a full collection,
 # which walks every remembered row too: with the default, 10 s of polling made 9 full
