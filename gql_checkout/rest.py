@@ -78,7 +78,9 @@ class SessionEndpoint:
         if _etag_matches(headers.get(b"if-none-match"), etag.decode()):
             await http_scope.respond(send, HTTPStatus.NOT_MODIFIED.value, cache, b"")
         else:
-            await http_scope.respond(send, 200, [*cache, *http_scope.json_headers(body)], body)
+            await http_scope.respond(
+                send, HTTPStatus.OK.value, [*cache, *http_scope.json_headers(body)], body
+            )
 
 
 _READ_HEADERS = frozenset({b"x-merchant-id", b"authorization", b"if-none-match"})

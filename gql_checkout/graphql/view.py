@@ -110,7 +110,7 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             await self._general(scope, receive, send, context)
             return
         compiler.answered += 1
-        await http_scope.respond(send, 200, http_scope.json_headers(answer), answer)
+        await http_scope.respond(send, HTTPStatus.OK.value, http_scope.json_headers(answer), answer)
 
     async def _general(
         self, scope: Scope, receive: Receive, send: Send, context: GraphQLContext | None = None
