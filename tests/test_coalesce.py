@@ -92,11 +92,8 @@ async def test_a_cancelled_caller_does_not_disturb_the_others() -> None:
         await leaving
 
 
-# On an SQLite file reads run on the loop itself (gql_checkout/sqlite_reads.py): nothing
-# to share there.
-@pytest.mark.parametrize(
-    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
-)
+# On an SQLite file the statement runs on the loop itself (gql_checkout/sqlite_reads.py):
+# the requests of one loop iteration share it.
 async def test_concurrent_rest_reads_share_statements(
     client: httpx.AsyncClient, merchant: MerchantCredentials, statements: StatementCounter
 ) -> None:
