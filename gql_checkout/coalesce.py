@@ -1,9 +1,10 @@
 """Concurrent lookups by key share one query, with one query in flight at a time.
 
 Under load, requests arriving while a query runs wait for the next one, which then
-fetches all their keys in one ``IN (...)``. (With a fetch that never waits, as SQLite's
-on the event loop, that is the requests of one loop iteration.) Every caller still gets a read that
-started after it asked, so nothing stale is served: this batches, it never caches.
+fetches all their keys in one ``IN (...)``; with a fetch that never waits (SQLite's, on
+the event loop) those are the requests of one loop iteration. Every caller still gets a
+read that started after it asked, so nothing stale is served: this batches, it never
+caches.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from random import getrandbits
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gql_checkout import http_scope
 from gql_checkout.deadlines import Deadlines, Expired
 from gql_checkout.errors import PayloadTooLarge, RequestTimeout
 from gql_checkout.logs import ACCESS_LOGGER
@@ -32,13 +33,14 @@ from gql_checkout.problems import internal_error_response, problem_response
 from gql_checkout.requestctx import request_id_var
 
 REQUEST_ID_HEADER = b"x-request-id"
+_READ_HEADERS = frozenset({REQUEST_ID_HEADER, b"content-length"})
 access_log = logging.getLogger(ACCESS_LOGGER)
-_VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-def _request_id(incoming: bytes | None) -> str:
+def _request_id(incoming: str | None) -> str:
     if incoming is not None and _VALID_REQUEST_ID.fullmatch(incoming):
-        return incoming.decode("ascii")
+        return incoming
     # A correlation id, not a secret: no system call for it on every request.
     return f"{getrandbits(128):032x}"
 
@@ -56,7 +58,7 @@ class RequestMiddleware:
         if scope["type"] == "http":
             await self._http(scope, receive, send)
         elif scope["type"] == "websocket":
-            headers = dict(scope["headers"])
+            headers = http_scope.headers(scope, _READ_HEADERS)
             token = request_id_var.set(_request_id(headers.get(REQUEST_ID_HEADER)))
             try:
                 await self.app(scope, receive, send)
@@ -67,13 +69,9 @@ class RequestMiddleware:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         began = time.perf_counter()
-        incoming_id = length = None
-        for key, value in scope["headers"]:
-            if key == REQUEST_ID_HEADER:
-                incoming_id = value
-            elif key == b"content-length":
-                length = value
-        request_id = _request_id(incoming_id)
+        headers = http_scope.headers(scope, _READ_HEADERS)
+        length = headers.get(b"content-length")
+        request_id = _request_id(headers.get(REQUEST_ID_HEADER))
         token = request_id_var.set(request_id)
         id_header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
         status: int | None = None
@@ -86,7 +84,7 @@ class RequestMiddleware:
             await send(message)
 
         try:
-            if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            if length is not None and self._refused_length(length):
                 await problem_response(self._too_large())(scope, receive, send_with_id)
                 return
             try:
@@ -131,6 +129,10 @@ class RequestMiddleware:
             return message
 
         return counting_receive
+
+    def _refused_length(self, length: str) -> bool:
+        """A Content-Length that is not a plain ASCII number, or over the limit."""
+        return not (length.isascii() and length.isdigit()) or int(length) > self.max_body_bytes
 
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(f"The request body exceeds {self.max_body_bytes} bytes.")

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
-from gql_checkout.http_scope import client_host
 from gql_checkout.services import Services
 
 
 def services(connection: HTTPConnection) -> Services:
     wired: Services = connection.app.state.services
     return wired
-
-
-def client_address(connection: HTTPConnection) -> str:
-    return client_host(connection.scope)

@@ -20,7 +20,6 @@ from gql_checkout.graphql import compiled
 from gql_checkout.graphql.context import GraphQLContext
 from gql_checkout.graphql.schema import GatewaySchema
 from gql_checkout.services import Services
-from gql_checkout.state import client_address
 
 _TRANSPORT_CODES = {HTTPStatus.BAD_REQUEST: ValidationError.code}
 _MEMBER_TYPES = (
@@ -45,11 +44,15 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> GraphQLContext:
+        return self._context(request.scope, http_scope.headers(request.scope, _PLAN_HEADERS))
+
+    def _context(self, scope: Scope, headers: dict[bytes, str]) -> GraphQLContext:
+        """Who is calling, from the headers a poll reads anyway (one place for both paths)."""
         return GraphQLContext.create(
             self.services,
-            merchant_id_header=request.headers.get("x-merchant-id"),
-            authorization=request.headers.get("authorization"),
-            client=client_address(request),
+            merchant_id_header=headers.get(b"x-merchant-id"),
+            authorization=headers.get(b"authorization"),
+            client=http_scope.client_host(scope),
         )
 
     def parse_json(self, data: str | bytes) -> Any:
@@ -90,12 +93,7 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             return
         # A poll, read straight from the scope: a compiled plan answers it if it can.
         body = await http_scope.read_body(receive)
-        context = GraphQLContext.create(
-            self.services,
-            merchant_id_header=headers.get(b"x-merchant-id"),
-            authorization=headers.get(b"authorization"),
-            client=http_scope.client_host(scope),
-        )
+        context = self._context(scope, headers)
         try:
             query, operation_name, variables = compiled.request_body(
                 body, headers.get(b"content-type")
