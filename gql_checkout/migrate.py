@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -13,23 +14,59 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 _SCRIPT_LOCATION = Path(__file__).with_name("migrations")
 
 
-def _upgrade(connection: Connection) -> None:
+def alembic_config(connection: Connection) -> Config:
+    """Alembic's configuration for the migrations shipped here, run on ``connection``."""
     config = Config()
     config.set_main_option("script_location", str(_SCRIPT_LOCATION))
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    return config
 
 
 # Replicas starting together on PostgreSQL take turns: the first migrates, the rest
-# find the schema at head. (SQLite serialises writers by itself.)
+# find the schema at head.
 _MIGRATION_LOCK_ID = 0x67716C63  # "gqlc"
 
 
 async def migrate(engine: AsyncEngine) -> None:
-    """Creates or upgrades the schema; safe to run again (and from several replicas)."""
+    """Creates or upgrades the schema, all or nothing; safe to run again (and from several
+    replicas)."""
+    await run_alembic(engine, command.upgrade, "head")
+
+
+Step = Callable[[Config, str], None]
+
+
+async def run_alembic(engine: AsyncEngine, step: Step, revision: str) -> None:
+    """``step`` (Alembic's upgrade or downgrade) to ``revision``, in one transaction."""
+    if engine.dialect.name == "sqlite":
+        await _run_on_sqlite(engine, step, revision)
+        return
     async with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            await connection.execute(
-                text("SELECT pg_advisory_xact_lock(:lock_id)"), {"lock_id": _MIGRATION_LOCK_ID}
-            )
-        await connection.run_sync(_upgrade)
+        await connection.execute(
+            text("SELECT pg_advisory_xact_lock(:lock_id)"), {"lock_id": _MIGRATION_LOCK_ID}
+        )
+        await connection.run_sync(lambda sync: step(alembic_config(sync), revision))
+
+
+async def _run_on_sqlite(engine: AsyncEngine, step: Step, revision: str) -> None:
+    """SQLite's own procedure for changing a schema (sqlite.org/lang_altertable.html).
+
+    Python's sqlite3 starts a transaction only before a row is written, so without an
+    explicit BEGIN a table created or renamed would be committed at once, and a migration
+    stopped halfway would leave half a schema. IMMEDIATE takes the write lock up front:
+    another process migrating waits for it instead of failing. Foreign keys are off while
+    tables are rebuilt (with them on, copying rows that refer to each other checks every
+    row against every other) and are checked once, before the commit.
+    """
+    async with engine.connect() as connection:
+        try:
+            await connection.exec_driver_sql("PRAGMA foreign_keys = OFF")  # outside a transaction
+            await connection.exec_driver_sql("BEGIN IMMEDIATE")
+            await connection.run_sync(lambda sync: step(alembic_config(sync), revision))
+            violations = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
+            if violations:
+                raise RuntimeError(f"the migration broke foreign keys: {violations[:5]}")
+            await connection.commit()
+        finally:
+            # The pool is not to hand out a connection with foreign keys off.
+            await connection.invalidate()

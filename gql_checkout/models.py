@@ -79,4 +79,6 @@ class CheckoutSessionRow(Base):
             "idempotency_key",
             unique=True,
         ),
+        # One B-tree, by id, on SQLite: see migrations/versions/0002.
+        {"sqlite_with_rowid": False},
     )

@@ -6,8 +6,10 @@ session is still open is checked against the database by the service, not here.
 
 Tokens are verified by PyJWT. They are signed here, in the same bytes PyJWT would write
 (tests/test_hcp_auth.py compares them): every poll answers with its session's token, and
-``jwt.encode`` spends ~23 µs checking arguments and encoding a header that never changes,
-against ~3 µs for the header encoded once and one HMAC.
+``jwt.encode`` spends ~23 µs checking arguments and encoding a header that never changes.
+Here the header is encoded once, and so is the HMAC's start: the key and the header are
+hashed once, and each token copies that state (``hmac.digest`` took 3.3 µs a token, as
+OpenSSL 3 sets up the key every time; a copy and an update take 2.1).
 """
 
 from __future__ import annotations
@@ -51,13 +53,13 @@ class HcpTokens:
     def __init__(self, secrets: tuple[str, ...]) -> None:
         if not secrets:
             raise ValueError("at least one hcpToken secret is needed")
-        self._signing_key = secrets[0].encode()
-        # The header segment as PyJWT writes it for this key (it never changes).
-        self._signed_header = (
-            jwt.encode({}, secrets[0], algorithm=_ALGORITHM, headers={"kid": _key_id(secrets[0])})
-            .partition(".")[0]
-            .encode()
+        # The header segment as PyJWT writes it for this key (it never changes), and the
+        # signature's HMAC with the key and that segment already hashed.
+        header = jwt.encode(
+            {}, secrets[0], algorithm=_ALGORITHM, headers={"kid": _key_id(secrets[0])}
         )
+        self._signed_header = header.partition(".")[0].encode() + b"."
+        self._signature_start = hmac.new(secrets[0].encode(), self._signed_header, "sha256")
         self._verifying = {_key_id(secret): secret for secret in secrets}
         # A token depends only on fields that never change and on the key, so it can be
         # remembered: polls then skip the HMAC and JSON work.
@@ -73,9 +75,10 @@ class HcpTokens:
             "aud": _AUDIENCE,
             "exp": ceil(expires_at.timestamp()),
         }
-        signing_input = self._signed_header + b"." + _base64url(orjson.dumps(claims))
-        signature = hmac.digest(self._signing_key, signing_input, "sha256")
-        return (signing_input + b"." + _base64url(signature)).decode()
+        payload = _base64url(orjson.dumps(claims))
+        signature = self._signature_start.copy()
+        signature.update(payload)
+        return (self._signed_header + payload + b"." + _base64url(signature.digest())).decode()
 
     def verify(self, token: str, *, now: datetime) -> HcpClaims:
         """Checks signature, audience and expiry at ``now`` (the service's clock)."""

@@ -1,0 +1,103 @@
+"""Migrations keep every row: the sessions table rebuilt on SQLite (0002), down and up again."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import pytest
+from alembic import command
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+
+from gql_checkout.db import create_engine
+from gql_checkout.migrate import migrate, run_alembic
+from tests.conftest import MerchantCredentials
+from tests.helpers import create_session
+
+pytestmark = pytest.mark.anyio
+
+
+async def _stored(engine: AsyncEngine, *, check_foreign_keys: bool = True) -> dict[str, Any]:
+    """The sessions' rows, and on SQLite how the table and its indexes are defined."""
+    async with engine.connect() as connection:
+        rows = (await connection.execute(text("SELECT * FROM checkout_sessions ORDER BY id"))).all()
+        definitions: Sequence[Any] = []
+        if connection.dialect.name == "sqlite":
+            definitions = (
+                await connection.execute(
+                    text(
+                        "SELECT type, name, sql FROM sqlite_master"
+                        " WHERE tbl_name = 'checkout_sessions' ORDER BY name"
+                    )
+                )
+            ).all()
+            if check_foreign_keys:
+                violations = await connection.execute(text("PRAGMA foreign_key_check"))
+                assert violations.all() == []
+    return {"rows": rows, "definitions": definitions}
+
+
+def _without_rowid(connection: Connection) -> bool:
+    table = connection.execute(
+        text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'checkout_sessions'")
+    ).scalar_one()
+    return bool(table.endswith(" WITHOUT ROWID"))
+
+
+async def test_sessions_survive_the_table_rebuild_both_ways(
+    app: Starlette, client: httpx.AsyncClient, merchant: MerchantCredentials
+) -> None:
+    parent = await create_session(client, merchant.api_key, merchantReference="parent")
+    child = await create_session(client, merchant.api_key, parentSessionId=parent["id"])
+    await create_session(client, merchant.api_key, idempotencyKey="k-1")
+    engine: AsyncEngine = app.state.services.engine
+    at_head = await _stored(engine)
+    assert len(at_head["rows"]) == 3
+
+    await run_alembic(engine, command.downgrade, "0001")
+    at_0001 = await _stored(engine)
+    await run_alembic(engine, command.upgrade, "head")
+
+    assert at_0001["rows"] == at_head["rows"]
+    assert await _stored(engine) == at_head
+    if engine.dialect.name == "sqlite":
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_without_rowid)
+        assert at_0001["definitions"] != at_head["definitions"]
+        index_names = {name for kind, name, _ in at_head["definitions"] if kind == "index"}
+        assert {"ix_checkout_sessions_parent_id"} < index_names
+    response = await client.get(
+        f"/v1/checkout-sessions/{parent['id']}", headers=merchant.read_headers
+    )
+    assert response.json()["data"]["checkoutSession"]["childSession"]["id"] == child["id"]
+
+
+async def test_a_failed_sqlite_migration_changes_nothing(tmp_path: Path) -> None:
+    """0002 finds a session whose parent is missing (a damaged file): nothing is changed."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'damaged.db'}")
+    await run_alembic(engine, command.upgrade, "0001")
+    with sqlite3.connect(tmp_path / "damaged.db") as damaged:  # foreign keys off by default
+        damaged.execute(
+            "INSERT INTO checkout_sessions (id, merchant_id, status, amount, currency,"
+            " created_at, expires_at, updated_at, version, parent_id) VALUES (?, ?,"
+            " 'INITIATED', 100, 'EUR', '2026-01-01 00:00:00', '2026-01-02 00:00:00',"
+            " '2026-01-01 00:00:00', 1, ?)",
+            (uuid4().hex, uuid4().hex, uuid4().hex),
+        )
+    before = await _stored(engine, check_foreign_keys=False)
+
+    with pytest.raises(RuntimeError, match="broke foreign keys"):
+        await migrate(engine)
+
+    assert await _stored(engine, check_foreign_keys=False) == before
+    async with engine.connect() as connection:
+        assert not await connection.run_sync(_without_rowid)
+        version = await connection.execute(text("SELECT version_num FROM alembic_version"))
+        assert version.scalar_one() == "0001"
+    await engine.dispose()

@@ -1,0 +1,94 @@
+"""The SQLite reader's own conversions of stored values agree with SQLAlchemy's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+from sqlalchemy import Uuid
+from sqlalchemy.dialects import sqlite
+
+from gql_checkout import repository
+from gql_checkout.models import UTCDateTime
+from gql_checkout.sqlite_reads import _conversion
+
+_DIALECT = sqlite.dialect()
+# One column of each type that has a result processor (UUIDs, timestamps, JSON).
+_TYPES = {
+    type(column.type): column.type
+    for column in repository.SESSIONS_WITH_CHILDREN_BY_IDS.selected_columns
+    if column.type.dialect_impl(_DIALECT).result_processor(_DIALECT, None) is not None
+}
+
+
+def _written(value: UUID | datetime) -> Any:
+    """The value as SQLAlchemy stores it in a column of the value's type."""
+    column_type = _TYPES[Uuid] if isinstance(value, UUID) else _TYPES[UTCDateTime]
+    bind = column_type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
+    return bind(value) if bind else value
+
+
+_moments = st.datetimes(min_value=datetime(1, 1, 2), timezones=st.just(UTC))
+_hex = "0123456789abcdefABCDEF"
+# What the columns hold (SQLAlchemy's own text), what a hand-written row might hold,
+# and what they never should.
+_stored = st.one_of(
+    st.uuids().map(_written),
+    _moments.map(_written),
+    st.uuids().map(str),
+    st.text(alphabet=_hex, min_size=31, max_size=33),
+    st.text(alphabet=_hex + "g_+- xZ\u0663{}:", min_size=32, max_size=32),
+    st.builds(
+        datetime.isoformat,
+        st.datetimes(timezones=st.none() | st.timezones()),
+        st.sampled_from([" ", "T"]),
+        st.sampled_from(["auto", "hours", "minutes", "seconds", "milliseconds"]),
+    ),
+    st.text(),
+    st.binary(),
+    st.integers(),
+    st.floats(),
+    st.none(),
+)
+
+
+def _outcome(convert: Callable[[Any], Any] | None, value: Any) -> tuple[Any, ...]:
+    assert convert is not None
+    try:
+        result = convert(value)
+    except Exception as error:  # the kind of failure is what is compared
+        return ("raises", type(error))
+    return ("returns", type(result), repr(result), getattr(result, "is_safe", None))
+
+
+@given(_stored)
+@example("2026-11-24 21:29:45.000000")
+@example("2026-11-24 21:29:45.000000+01:00")
+@example("2026-11-24")
+@example("-" + "f" * 31)  # int() reads a sign; UUID() drops the "-" and finds 31 digits
+@example("0" * 31 + "\u0663")  # a digit that is not ASCII: both read it
+@example(b"0" * 32)
+def test_fast_conversions_return_what_sqlalchemy_returns(value: Any) -> None:
+    for column_type in _TYPES.values():
+        processor = column_type.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
+        fast = _conversion(column_type, _DIALECT)
+        assert fast is not None
+        if value is None:  # the reader passes no NULL to a conversion
+            continue
+        assert _outcome(fast, value) == _outcome(processor, value), (column_type, value)
+
+
+def test_the_fast_conversions_are_the_ones_tested() -> None:
+    """The test above would pass on SQLAlchemy's processors alone: see that it did not."""
+    uuid, moment = UUID(int=7), datetime(2026, 11, 24, 21, 29, 45, tzinfo=UTC)
+    for value in (uuid, moment):
+        column_type = _TYPES[Uuid] if isinstance(value, UUID) else _TYPES[UTCDateTime]
+        processor = column_type.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
+        fast = _conversion(column_type, _DIALECT)
+        assert fast is not None
+        assert fast is not processor
+        assert fast(_written(value)) == value
