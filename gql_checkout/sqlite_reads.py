@@ -5,8 +5,9 @@ the same indexed lookup through sqlite3 takes ~20 µs, less than the hop itself.
 mode a reader never waits for a writer, so a read on the loop does not stall behind
 writes. The statements and the row mapping stay the repository's (SQLAlchemy Core,
 compiled once per batch size with the engine's own type processors, two of them replaced
-by equivalents several times cheaper, see ``_conversion``): only the connection differs. Each statement is a read transaction of its own, started after its caller asked:
-no result is cached, and a write acknowledged before the read is seen by it. What is
+by equivalents several times cheaper, see ``_conversion``): only the connection differs.
+Each statement is a read transaction of its own, started after its caller asked: no
+result is cached, and a write acknowledged before the read is seen by it. What is
 memoised is the mapping from a row's stored values to domain objects. The service's
 coalescer still batches: under load the polls one loop iteration takes in (~20 at 32
 connections) share one statement, ~6.6 µs a session instead of ~12.7 for one alone.
