@@ -36,6 +36,10 @@ async def migrate(engine: AsyncEngine) -> None:
 Step = Callable[[Config, str], None]
 
 
+def _apply(connection: Connection, step: Step, revision: str) -> None:
+    step(alembic_config(connection), revision)
+
+
 async def run_alembic(engine: AsyncEngine, step: Step, revision: str) -> None:
     """``step`` (Alembic's upgrade or downgrade) to ``revision``, in one transaction."""
     if engine.dialect.name == "sqlite":
@@ -45,7 +49,7 @@ async def run_alembic(engine: AsyncEngine, step: Step, revision: str) -> None:
         await connection.execute(
             text("SELECT pg_advisory_xact_lock(:lock_id)"), {"lock_id": _MIGRATION_LOCK_ID}
         )
-        await connection.run_sync(lambda sync: step(alembic_config(sync), revision))
+        await connection.run_sync(_apply, step, revision)
 
 
 async def _run_on_sqlite(engine: AsyncEngine, step: Step, revision: str) -> None:
@@ -63,7 +67,7 @@ async def _run_on_sqlite(engine: AsyncEngine, step: Step, revision: str) -> None
         await connection.exec_driver_sql("PRAGMA foreign_keys = OFF")  # outside a transaction
         try:
             await connection.exec_driver_sql("BEGIN IMMEDIATE")
-            await connection.run_sync(lambda sync: step(alembic_config(sync), revision))
+            await connection.run_sync(_apply, step, revision)
             violations = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
             if violations:
                 raise RuntimeError(f"the migration broke foreign keys: {violations[:5]}")

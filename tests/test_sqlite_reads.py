@@ -11,23 +11,35 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from sqlalchemy import Uuid
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.types import TypeEngine
 
 from gql_checkout import repository
 from gql_checkout.models import UTCDateTime
 from gql_checkout.sqlite_reads import _conversion
 
 _DIALECT = sqlite.dialect()
+
+
+def _processor(column_type: TypeEngine[Any]) -> Any:
+    """SQLAlchemy's own result processor for the column type."""
+    return column_type.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
+
+
 # One column of each type that has a result processor (UUIDs, timestamps, JSON).
 _TYPES = {
     type(column.type): column.type
     for column in repository.SESSIONS_WITH_CHILDREN_BY_IDS.selected_columns
-    if column.type.dialect_impl(_DIALECT).result_processor(_DIALECT, None) is not None
+    if _processor(column.type)
 }
+
+
+def _type_of(value: UUID | datetime) -> TypeEngine[Any]:
+    return _TYPES[Uuid] if isinstance(value, UUID) else _TYPES[UTCDateTime]
 
 
 def _written(value: UUID | datetime) -> Any:
     """The value as SQLAlchemy stores it in a column of the value's type."""
-    column_type = _TYPES[Uuid] if isinstance(value, UUID) else _TYPES[UTCDateTime]
+    column_type = _type_of(value)
     bind = column_type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
     return bind(value) if bind else value
 
@@ -74,7 +86,7 @@ def _outcome(convert: Callable[[Any], Any] | None, value: Any) -> tuple[Any, ...
 @example(b"0" * 32)
 def test_fast_conversions_return_what_sqlalchemy_returns(value: Any) -> None:
     for column_type in _TYPES.values():
-        processor = column_type.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
+        processor = _processor(column_type)
         fast = _conversion(column_type, _DIALECT)
         assert fast is not None
         if value is None:  # the reader passes no NULL to a conversion
@@ -86,8 +98,8 @@ def test_the_fast_conversions_are_the_ones_tested() -> None:
     """The test above would pass on SQLAlchemy's processors alone: see that it did not."""
     uuid, moment = UUID(int=7), datetime(2026, 11, 24, 21, 29, 45, tzinfo=UTC)
     for value in (uuid, moment):
-        column_type = _TYPES[Uuid] if isinstance(value, UUID) else _TYPES[UTCDateTime]
-        processor = column_type.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
+        column_type = _type_of(value)
+        processor = _processor(column_type)
         fast = _conversion(column_type, _DIALECT)
         assert fast is not None
         assert fast is not processor
