@@ -49,7 +49,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
@@ -733,51 +733,70 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        print(
-            "bench.perf needs wrk, the HTTP load tool: apt-get install -y wrk",
-            file=sys.stderr,
-        )
-        return 2
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
     scenarios = [
         scenario
         for scenario in SCENARIOS
         if not args.only or scenario.key in args.only or scenario.key == "floor"
     ]
     shape = LoadShape(args.threads, args.connections, args.duration, args.warmup)
+
+    def body(report: Report, wrk: str) -> list[str]:
+        estimate = args.rounds * len(scenarios) * (args.duration + args.warmup) + 20
+        report(
+            f"load:        wrk -t{shape.threads} -c{shape.connections}, {shape.warmup}s warm-up"
+            f" + {shape.duration}s measured, {args.rounds} rounds round-robin "
+            f"(about {estimate / 60:.0f} min)"
+        )
+        return table(_bench(report, wrk, args, scenarios, shape))
+
+    return run_bench("perf", argv, body)
+
+
+def run_bench(
+    kind: str, argv: Sequence[str] | None, body: Callable[[Report, str], list[str]]
+) -> int:
+    """What every wrk benchmark here does around its own ``body``: wrk found, SIGTERM and
+    SIGHUP unwound like Ctrl-C, the machine described, the body's lines reported, all of
+    it saved to bench/results/<kind>-<UTC date and time>.txt."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        print(
+            f"bench.{kind} needs wrk, the HTTP load tool: apt-get install -y wrk", file=sys.stderr
+        )
+        return 2
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
     report = Report()
     started = time.monotonic()
-    command = sys.orig_argv if argv is None else [sys.executable, "-m", "bench.perf", *argv]
+    command = sys.orig_argv if argv is None else [sys.executable, "-m", f"bench.{kind}", *argv]
     for line in machine_lines(command):
         report(line)
-    estimate = args.rounds * len(scenarios) * (args.duration + args.warmup) + 20
-    report(
-        f"load:        wrk -t{shape.threads} -c{shape.connections}, {shape.warmup}s warm-up + "
-        f"{shape.duration}s measured, {args.rounds} rounds round-robin "
-        f"(about {estimate / 60:.0f} min)"
-    )
     try:
-        runs = _bench(report, wrk, args, scenarios, shape)
+        lines = body(report, wrk)
     except BenchError as error:
-        print(f"bench.perf: {error}", file=sys.stderr)
+        print(f"bench.{kind}: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("bench.perf: interrupted; servers stopped, temporary files removed", file=sys.stderr)
+        print(
+            f"bench.{kind}: interrupted; servers stopped, temporary files removed", file=sys.stderr
+        )
         return 130
     report()
-    for line in table(runs):
+    for line in lines:
         report(line)
     report()
     report(f"load avg:    {_loadavg()} (1/5/15 min, at the end)")
     report(f"took:        {time.monotonic() - started:.0f} s")
+    save(report, kind)
+    return 0
+
+
+def save(report: Report, kind: str) -> None:
+    """Writes the report to bench/results/<kind>-<UTC date and time>.txt."""
     RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"perf-{datetime.now(UTC).strftime('%Y-%m-%dT%H%MZ')}.txt"
+    path = RESULTS_DIR / f"{kind}-{datetime.now(UTC).strftime('%Y-%m-%dT%H%MZ')}.txt"
     path.write_text(report.text())
     print(f"written to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
-    return 0
 
 
 def _bench(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from functools import lru_cache
 from uuid import UUID
+
+from gql_checkout.memo import RepeatMemo
 
 
 class CheckoutSessionStatus(StrEnum):
@@ -120,8 +121,11 @@ class NewCheckoutSession:
     idempotency_key: str | None
 
 
-@lru_cache(maxsize=16_384)  # polls render the same few timestamps over and over
-def rfc3339(moment: datetime) -> str:
-    """The one timestamp form of the API, REST and GraphQL alike: UTC with ``Z``."""
+def _rfc3339(moment: datetime) -> str:
     # isoformat is several times faster than strftime, and this runs for every field.
     return moment.astimezone(UTC).isoformat(timespec="seconds")[:19] + "Z"
+
+
+# The one timestamp form of the API, REST and GraphQL alike: UTC with ``Z``. Polls render
+# the same few timestamps over and over.
+rfc3339 = RepeatMemo(_rfc3339, 16_384)

@@ -36,6 +36,7 @@ from sqlalchemy.types import TypeEngine
 from gql_checkout import repository
 from gql_checkout.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_file
 from gql_checkout.domain import CheckoutSession, MerchantProfile
+from gql_checkout.memo import RepeatMemo
 from gql_checkout.models import UTCDateTime
 
 MEMOISED_ROWS = 16_384  # per statement
@@ -68,7 +69,7 @@ class CompiledRead:
         bind = id_type.dialect_impl(dialect).bind_processor(dialect)
         self._bind: Callable[[Any], Any] = bind or (lambda value: value)
         self._sql = lru_cache(maxsize=None)(self._compile)
-        self.objects = lru_cache(maxsize=MEMOISED_ROWS)(self._objects)
+        self.objects = RepeatMemo(self._objects, MEMOISED_ROWS)
 
     def rows(self, conn: sqlite3.Connection, ids: Sequence[Any]) -> list[tuple[Any, ...]]:
         """The stored rows, as sqlite3 returns them (no conversion yet)."""

@@ -19,7 +19,6 @@ import hmac
 from base64 import urlsafe_b64encode
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from math import ceil
 from uuid import UUID
 
@@ -27,6 +26,7 @@ import jwt
 import orjson
 
 from gql_checkout.errors import Unauthenticated
+from gql_checkout.memo import RepeatMemo
 
 _ALGORITHM = "HS256"
 _AUDIENCE = "gql-checkout:hcp"
@@ -63,12 +63,13 @@ class HcpTokens:
         self._verifying = {_key_id(secret): secret for secret in secrets}
         # A token depends only on fields that never change and on the key, so it can be
         # remembered: polls then skip the HMAC and JSON work.
-        self._sign_cached = lru_cache(maxsize=SIGNED_TOKENS_CACHED)(self._sign)
+        self._signed = RepeatMemo(self._sign, SIGNED_TOKENS_CACHED)
 
     def sign(self, *, checkout_session_id: UUID, merchant_id: UUID, expires_at: datetime) -> str:
-        return self._sign_cached(checkout_session_id, merchant_id, expires_at)
+        return self._signed((checkout_session_id, merchant_id, expires_at))
 
-    def _sign(self, checkout_session_id: UUID, merchant_id: UUID, expires_at: datetime) -> str:
+    def _sign(self, fields: tuple[UUID, UUID, datetime]) -> str:
+        checkout_session_id, merchant_id, expires_at = fields
         claims = {
             "sub": str(checkout_session_id),
             "mid": str(merchant_id),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from uuid import UUID
 
 from gql_checkout.currencies import CURRENCIES
 from gql_checkout.domain import NewCheckoutSession, PaymentMethod
 from gql_checkout.errors import FieldError, Unauthenticated, ValidationError
+from gql_checkout.memo import RepeatMemo
 
 MIN_EXPIRES_IN_SECONDS = 60
 MAX_EXPIRES_IN_SECONDS = 86_400
@@ -32,10 +32,12 @@ def parse_uuid(value: str | None, *, field: str) -> UUID:
     return parsed
 
 
-# Pages poll the same few ids (and send the same merchant id) over and over.
-@lru_cache(maxsize=16_384)
-def _canonical_uuid(value: str) -> UUID | None:
+def _uuid_if_canonical(value: str) -> UUID | None:
     return UUID(value) if _UUID_TEXT.fullmatch(value) else None
+
+
+# Pages poll the same few ids (and send the same merchant id) over and over.
+_canonical_uuid = RepeatMemo(_uuid_if_canonical, 16_384)
 
 
 def parse_bearer(authorization: str) -> str:
