@@ -13,13 +13,20 @@ coalescer still batches: under load the polls one loop iteration takes in (~20 a
 connections) share one statement, ~6.6 µs a session instead of ~12.7 for one alone.
 
 The connection keeps a 64 MiB page cache (SQLite's default is 2 MiB): with 10,000
-sessions, 2 in 3 polls made a ``pread`` system call with the default. (Memory-mapping the
-file instead was faster on a small database and 2.5x slower on 1M sessions: a page fault
-on every page not yet touched costs more here than the system call.)
+sessions, 2 in 3 polls made a ``pread`` system call with the default. A file larger than
+that cache is also memory-mapped (reads only; SQLite writes with ``write``): a page the
+cache lacks is then read from the map, not copied by a system call. Paired A/B, REST,
+8 rounds: 1,050,000 sessions read evenly +9.3% req/s (± 1.3%, after 30 s of warm-up: the
+first read of each page faults), 10,000 of them polled +0.7% (± 2.3%); on the 15,000-
+session file, which the cache holds whole, the map cost 3% (± 1.3%), so a file the cache
+can hold is not mapped. The size is read when the connection opens (at the first poll).
+An I/O error on a mapped page is a SIGBUS rather than an error for the request: the
+process dies, as on any crash, and its supervisor starts it again.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -41,6 +48,7 @@ from gql_checkout.models import UTCDateTime
 
 MEMOISED_ROWS = 16_384  # per statement
 CACHE_KIB = 65_536  # the reader's page cache: a 10k-session database fits whole
+MMAP_BYTES = 0x7FFF_0000  # SQLite's own ceiling (SQLITE_MAX_MMAP_SIZE): the rest is read
 
 
 class CompiledRead:
@@ -157,10 +165,11 @@ _from_iso = datetime.fromisoformat
 class SqliteReads:
     """Sessions (with their current children) and merchant profiles, by id."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, cache_kib: int = CACHE_KIB) -> None:
         database = sqlite_file(engine.url)
         assert database is not None, "an in-memory database has no second reader"
         self._path = database
+        self._cache_kib = cache_kib
         self._sessions = CompiledRead(
             repository.SESSIONS_WITH_CHILDREN_BY_IDS,
             engine.dialect,
@@ -208,7 +217,9 @@ class SqliteReads:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA query_only=ON")
-            conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            conn.execute(f"PRAGMA cache_size=-{self._cache_kib}")
+            if os.path.getsize(self._path) > self._cache_kib * 1024:
+                conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             conn.set_trace_callback(self._trace)
             self._conn = conn
         return self._conn

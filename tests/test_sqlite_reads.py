@@ -1,21 +1,30 @@
-"""The SQLite reader's own conversions of stored values agree with SQLAlchemy's."""
+"""The SQLite reader's own conversions of stored values agree with SQLAlchemy's, and a
+file larger than its page cache is read through a memory map, with the same results."""
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import httpx
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from sqlalchemy import Uuid
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.types import TypeEngine
+from starlette.applications import Starlette
 
 from gql_checkout import repository
+from gql_checkout.db import sqlite_file
 from gql_checkout.models import UTCDateTime
-from gql_checkout.sqlite_reads import _conversion
+from gql_checkout.sqlite_reads import MMAP_BYTES, SqliteReads, _conversion
+from tests.conftest import MerchantCredentials
+from tests.helpers import create_session
 
 _DIALECT = sqlite.dialect()
 
@@ -104,3 +113,28 @@ def test_the_fast_conversions_are_the_ones_tested() -> None:
         assert fast is not None
         assert fast is not processor
         assert fast(_written(value)) == value
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_file_larger_than_the_page_cache_is_read_through_a_map(
+    app: Starlette, client: httpx.AsyncClient, merchant: MerchantCredentials
+) -> None:
+    ids = [UUID((await create_session(client, merchant.api_key))["id"]) for _ in range(3)]
+    engine = app.state.services.engine
+    path = sqlite_file(engine.url)
+    assert path is not None
+    with sqlite3.connect(path) as conn:  # the rows into the file itself, out of the WAL
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size_kib = os.path.getsize(path) // 1024  # noqa: ASYNC240 (a test; nothing else waits)
+    mapped = SqliteReads(engine, cache_kib=size_kib // 2)
+    cached = SqliteReads(engine, cache_kib=size_kib * 2)
+    try:
+        read = await mapped.sessions(ids)
+        assert mapped._connection().execute("PRAGMA mmap_size").fetchone() == (MMAP_BYTES,)
+        assert cached._connection().execute("PRAGMA mmap_size").fetchone() == (0,)
+        assert sorted(read) == sorted(ids)
+        assert read == await cached.sessions(ids)
+    finally:
+        mapped.close()
+        cached.close()
