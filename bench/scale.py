@@ -2,18 +2,19 @@
 
     .venv/bin/python -m bench.scale [--small 10000] [--large 700000] [--polled N]
                                     [--rounds 8] [--duration 5] [--warmup 1]
+                                    [--large-warmup 30]
 
 Seeds two SQLite files the way bench.perf does (``--small`` and ``--large`` top-level
 sessions, half of them parents with a child: 15,000 and 1,050,000 rows by default),
 starts one single-worker gql_checkout on each, and drives REST GET and the GraphQL status
-query with the same wrk load. Each round measures every scenario on the small database,
-then on the large one (the order alternating from round to round), so each ratio large /
-small compares two runs a few seconds apart: on a machine whose speed drifts by 20-40%
-over minutes, a ratio of runs made minutes apart measures the drift. The load reads
-uniformly over all top-level sessions of each database, or over ``--polled`` of the large
-one's (what a fleet of pages polling the sessions being paid looks like). The large
-server gets a warm-up of ``--large-warmup`` seconds first, as a server running for a while
-would have had.
+query with the same wrk load. Each round measures each scenario on both databases, one
+right after the other (which one first alternates from round to round), so each ratio
+large / small compares two runs a few seconds apart: on a machine whose speed drifts by
+20-40% over minutes, a ratio of runs made minutes apart measures the drift. The load
+reads uniformly over all top-level sessions of each database, or over ``--polled`` of the
+large one's (what a fleet of pages polling the sessions being paid looks like). The
+large server gets a warm-up of ``--large-warmup`` seconds first, as a server running for
+a while would have had.
 
 Prints every round, then per scenario the median of the paired ratios (req/s and CPU per
 request), and writes it all to bench/results/scale-<UTC date and time>.txt.
