@@ -336,6 +336,26 @@ def bulk_insert(database: Path, merchant_id: str, sessions: int) -> Seeded:
     return Seeded(merchant_id, top_level, parent_id, child_id, rows=len(rows))
 
 
+def seeded_gql_server(
+    stack: contextlib.ExitStack, directory: Path, name: str, sessions: int
+) -> tuple[Server, Seeded, str]:
+    """``gql-checkout serve --workers 1`` on a new SQLite file holding ``sessions``
+    top-level sessions, read back through its API; with the seed and the database URL."""
+    database = directory / f"{name}.db"
+    database_url = f"sqlite+aiosqlite:///{database}"
+    env = gql_env(database_url)
+    merchant_id, api_key = create_merchant(env)
+    port = free_port()
+    argv = [gql_checkout_executable(), "serve", "--host", HOST, "--port", str(port)]
+    server = stack.enter_context(
+        running(name, [*argv, "--workers", "1"], env=env, port=port, directory=directory)
+    )
+    probe_storage(server, database, merchant_id, api_key)
+    seeded = bulk_insert(database, merchant_id, sessions)
+    verify_seed(server, seeded)
+    return server, seeded, database_url
+
+
 def verify_seed(gql: Server, seeded: Seeded) -> None:
     """Reads one seeded parent through the real API: REST with init, and GraphQL."""
     headers = {"X-Merchant-Id": seeded.merchant_id}
@@ -493,6 +513,34 @@ function done(summary, latency, requests)
     e.status, bad, gql))
 end
 """
+
+
+def polled_ids(seeded: Seeded, polled: int | None) -> list[str]:
+    """The ids the load picks from: all top-level ones, or ``polled`` of them at random."""
+    if polled is None:
+        return seeded.top_level_ids
+    return random.Random(polled).sample(seeded.top_level_ids, polled)
+
+
+def load_scripts(
+    directory: Path,
+    prefix: str,
+    ids: Sequence[str],
+    scenarios: Sequence[Scenario],
+    targets: Mapping[str, Server],
+    seeded: Seeded,
+) -> dict[str, Path]:
+    """A wrk script per scenario, by scenario name, each after one request as wrk will
+    send it has succeeded (``preflight``)."""
+    ids_file = directory / f"{prefix}session-ids.txt"
+    ids_file.write_text("\n".join(ids) + "\n")
+    scripts: dict[str, Path] = {}
+    for scenario in scenarios:
+        preflight(targets[scenario.target], scenario, seeded)
+        script = directory / f"{prefix}{scenario.key}-{scenario.target}.lua"
+        script.write_text(lua_script(scenario, ids_file=ids_file, merchant_id=seeded.merchant_id))
+        scripts[scenario.name] = script
+    return scripts
 
 
 @dataclass(frozen=True)
@@ -808,33 +856,22 @@ def _bench(
 ) -> list[Run]:
     with tempfile.TemporaryDirectory(prefix="gqlc-perf-") as temporary:
         directory = Path(temporary)
-        database = directory / "bench.db"
-        database_url = f"sqlite+aiosqlite:///{database}"
-        env = gql_env(database_url)
         seeding = time.monotonic()
-        merchant_id, api_key = create_merchant(env)
-        ports = {target: free_port() for target in (GQL, NAIVE, FLOOR)}
-        gql_argv = [gql_checkout_executable(), "serve", "--host", HOST]
-        gql_argv += ["--port", str(ports[GQL]), "--workers", "1"]
-        naive_env = {**base_env(), "BENCH_DATABASE_URL": database_url}
         with contextlib.ExitStack() as servers:
-            gql = servers.enter_context(
-                running(GQL, gql_argv, env=env, port=ports[GQL], directory=directory)
-            )
-            probe_storage(gql, database, merchant_id, api_key)
-            seeded = bulk_insert(database, merchant_id, args.sessions)
-            verify_seed(gql, seeded)
+            gql, seeded, database_url = seeded_gql_server(servers, directory, GQL, args.sessions)
+            merchant_id = seeded.merchant_id
             expected = expected_full(gql, seeded)
             report(
                 f"seeded:      {seeded.rows} sessions ({args.sessions} top-level, half of them "
                 f"parents with a child) in {time.monotonic() - seeding:.1f} s; "
                 "verified through REST and GraphQL"
             )
+            ports = {target: free_port() for target in (NAIVE, FLOOR)}
             naive = servers.enter_context(
                 running(
                     NAIVE,
                     uvicorn_argv("bench.naive_app:app", ports[NAIVE]),
-                    env=naive_env,
+                    env={**base_env(), "BENCH_DATABASE_URL": database_url},
                     port=ports[NAIVE],
                     directory=directory,
                 )
@@ -854,18 +891,10 @@ def _bench(
                 )
             )
             targets = {GQL: gql, NAIVE: naive, FLOOR: floor}
-            ids_file = directory / "session-ids.txt"
-            polled = seeded.top_level_ids
             if args.polled is not None:
-                polled = random.Random(args.polled).sample(polled, args.polled)
                 report(f"polled:      {args.polled} of the top-level sessions, picked at random")
-            ids_file.write_text("\n".join(polled) + "\n")
-            scripts: dict[str, Path] = {}
-            for scenario in scenarios:
-                preflight(targets[scenario.target], scenario, seeded)
-                script = directory / f"{scenario.key}-{scenario.target}.lua"
-                script.write_text(lua_script(scenario, ids_file=ids_file, merchant_id=merchant_id))
-                scripts[scenario.name] = script
+            ids = polled_ids(seeded, args.polled)
+            scripts = load_scripts(directory, "", ids, scenarios, targets, seeded)
             report()
             report(
                 f"{'round':>5}  {'scenario':<24} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import random
 import statistics
 import sys
 import tempfile
@@ -34,28 +33,21 @@ from pathlib import Path
 
 from bench.perf import (
     GQL,
-    HOST,
     SCENARIOS,
     LoadShape,
     Report,
     Run,
-    Seeded,
     Server,
-    bulk_insert,
-    create_merchant,
-    gql_env,
-    lua_script,
+    load_scripts,
     measure,
-    preflight,
-    probe_storage,
+    polled_ids,
     run_bench,
     run_wrk,
-    running,
-    verify_seed,
+    seeded_gql_server,
 )
-from tests.server import free_port, gql_checkout_executable
 
 SCALE_SCENARIOS = [s for s in SCENARIOS if s.target == GQL and s.key in ("rest", "gql-status")]
+REST = SCALE_SCENARIOS[0]
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -88,23 +80,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_bench("scale", argv, lambda report, wrk: summary(_bench(report, wrk, args), args))
 
 
-def _seeded_server(
-    stack: contextlib.ExitStack, directory: Path, name: str, sessions: int
-) -> tuple[Server, Seeded]:
-    database = directory / f"{name}.db"
-    env = gql_env(f"sqlite+aiosqlite:///{database}")
-    merchant_id, api_key = create_merchant(env)
-    port = free_port()
-    argv = [gql_checkout_executable(), "serve", "--host", HOST, "--port", str(port)]
-    server = stack.enter_context(
-        running(name, [*argv, "--workers", "1"], env=env, port=port, directory=directory)
-    )
-    probe_storage(server, database, merchant_id, api_key)
-    seeded = bulk_insert(database, merchant_id, sessions)
-    verify_seed(server, seeded)
-    return server, seeded
-
-
 def _bench(report: Report, wrk: str, args: argparse.Namespace) -> list[tuple[Run, Run]]:
     shape = LoadShape(2, 32, args.duration, args.warmup)
     with (
@@ -118,20 +93,11 @@ def _bench(report: Report, wrk: str, args: argparse.Namespace) -> list[tuple[Run
             ("large", args.large, args.polled),
         ):
             seeding = time.monotonic()
-            server, seeded = _seeded_server(stack, directory, name, sessions)
-            ids = seeded.top_level_ids
-            if polled is not None:
-                ids = random.Random(polled).sample(ids, polled)
-            ids_file = directory / f"{name}-ids.txt"
-            ids_file.write_text("\n".join(ids) + "\n")
-            scripts = {}
-            for scenario in SCALE_SCENARIOS:
-                preflight(server, scenario, seeded)
-                script = directory / f"{name}-{scenario.key}.lua"
-                script.write_text(
-                    lua_script(scenario, ids_file=ids_file, merchant_id=seeded.merchant_id)
-                )
-                scripts[scenario.key] = script
+            server, seeded, _url = seeded_gql_server(stack, directory, name, sessions)
+            ids = polled_ids(seeded, polled)
+            scripts = load_scripts(
+                directory, f"{name}-", ids, SCALE_SCENARIOS, {GQL: server}, seeded
+            )
             servers[name] = (server, scripts)
             report(
                 f"{name + ':':<12} {seeded.rows} sessions ({sessions} top-level), "
@@ -139,7 +105,7 @@ def _bench(report: Report, wrk: str, args: argparse.Namespace) -> list[tuple[Run
             )
         large, large_scripts = servers["large"]
         if args.large_warmup:
-            run_wrk(wrk, large, large_scripts["rest"], shape, args.large_warmup)
+            run_wrk(wrk, large, large_scripts[REST.name], shape, args.large_warmup)
         report(
             f"load:        wrk -t2 -c32, {args.warmup}s warm-up + {args.duration}s measured per "
             f"run, {args.rounds} paired rounds; large server warmed {args.large_warmup}s first"
@@ -158,7 +124,7 @@ def _bench(report: Report, wrk: str, args: argparse.Namespace) -> list[tuple[Run
                         wrk,
                         servers[name][0],
                         scenario,
-                        servers[name][1][scenario.key],
+                        servers[name][1][scenario.name],
                         shape,
                         round_,
                     )

@@ -128,4 +128,4 @@ def _rfc3339(moment: datetime) -> str:
 
 # The one timestamp form of the API, REST and GraphQL alike: UTC with ``Z``. Polls render
 # the same few timestamps over and over.
-rfc3339 = RepeatMemo(_rfc3339, 16_384)
+rfc3339 = RepeatMemo(_rfc3339)

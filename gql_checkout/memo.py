@@ -33,6 +33,10 @@ from typing import TypeVar
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
+# Every poll-path memo holds this many values: more than the sessions a server's pages
+# poll at once (10,000 in bench.perf), so those are never evicted.
+POLLED_KEYS = 16_384
+
 
 class RepeatMemo(OrderedDict[K, V]):
     """``function``'s values for up to ``maxsize`` keys; called as the function is."""
@@ -42,7 +46,7 @@ class RepeatMemo(OrderedDict[K, V]):
     # A hit is the dict's own lookup; only a miss runs Python, in ``__missing__``.
     __call__ = OrderedDict.__getitem__
 
-    def __init__(self, function: Callable[[K], V], maxsize: int) -> None:
+    def __init__(self, function: Callable[[K], V], maxsize: int = POLLED_KEYS) -> None:
         super().__init__()
         if maxsize < 1:
             raise ValueError("a memo keeps at least one value")

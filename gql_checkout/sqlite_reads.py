@@ -46,7 +46,6 @@ from gql_checkout.domain import CheckoutSession, MerchantProfile
 from gql_checkout.memo import RepeatMemo
 from gql_checkout.models import UTCDateTime
 
-MEMOISED_ROWS = 16_384  # per statement
 CACHE_KIB = 65_536  # the reader's page cache: a 10k-session database fits whole
 MMAP_BYTES = 0x7FFF_0000  # SQLite's own ceiling (SQLITE_MAX_MMAP_SIZE): the rest is read
 
@@ -77,7 +76,7 @@ class CompiledRead:
         bind = id_type.dialect_impl(dialect).bind_processor(dialect)
         self._bind: Callable[[Any], Any] = bind or (lambda value: value)
         self._sql = lru_cache(maxsize=None)(self._compile)
-        self.objects = RepeatMemo(self._objects, MEMOISED_ROWS)
+        self.objects = RepeatMemo(self._objects)  # one per statement
 
     def rows(self, conn: sqlite3.Connection, ids: Sequence[Any]) -> list[tuple[Any, ...]]:
         """The stored rows, as sqlite3 returns them (no conversion yet)."""

@@ -30,7 +30,6 @@ from gql_checkout.memo import RepeatMemo
 
 _ALGORITHM = "HS256"
 _AUDIENCE = "gql-checkout:hcp"
-SIGNED_TOKENS_CACHED = 16_384
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +62,7 @@ class HcpTokens:
         self._verifying = {_key_id(secret): secret for secret in secrets}
         # A token depends only on fields that never change and on the key, so it can be
         # remembered: polls then skip the HMAC and JSON work.
-        self._signed = RepeatMemo(self._sign, SIGNED_TOKENS_CACHED)
+        self._signed = RepeatMemo(self._sign)
 
     def sign(self, *, checkout_session_id: UUID, merchant_id: UUID, expires_at: datetime) -> str:
         return self._signed((checkout_session_id, merchant_id, expires_at))

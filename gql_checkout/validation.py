@@ -37,7 +37,7 @@ def _uuid_if_canonical(value: str) -> UUID | None:
 
 
 # Pages poll the same few ids (and send the same merchant id) over and over.
-_canonical_uuid = RepeatMemo(_uuid_if_canonical, 16_384)
+_canonical_uuid = RepeatMemo(_uuid_if_canonical)
 
 
 def parse_bearer(authorization: str) -> str:
