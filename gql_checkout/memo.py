@@ -1,7 +1,7 @@
 """The poll path's memo: a value is kept once its key has been asked for twice.
 
 Pages poll the sessions being paid, every second or two, so the few rows, tokens and
-timestamps they read are worth remembering. A key asked for once (a session read by a
+ids they read are worth remembering. A key asked for once (a session read by a
 report, or reads spread over a million sessions) is not: keeping it evicts a remembered
 value, and that churn costs more than it saves. REST polls spread evenly over 1,000,000
 sessions, paired A/B of three servers, 8 rounds (README "Performance"): 6,538 req/s and

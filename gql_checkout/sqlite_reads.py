@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache, partial
 from typing import Any
-from uuid import UUID, SafeUUID
+from uuid import UUID
 
 from sqlalchemy import Select, Uuid
 from sqlalchemy.engine import Dialect
@@ -45,6 +45,7 @@ from gql_checkout.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_file
 from gql_checkout.domain import CheckoutSession, MerchantProfile
 from gql_checkout.memo import RepeatMemo
 from gql_checkout.models import UTCDateTime
+from gql_checkout.uuids import uuid_from_int
 
 CACHE_KIB = 65_536  # the reader's page cache: a 10k-session database fits whole
 MMAP_BYTES = 0x7FFF_0000  # SQLite's own ceiling (SQLITE_MAX_MMAP_SIZE): the rest is read
@@ -134,11 +135,8 @@ def _conversion(column_type: TypeEngine[Any], dialect: Dialect) -> Callable[[Any
 @lru_cache(maxsize=1_024)
 def _uuid_from_hex(value: Any) -> UUID:
     if type(value) is str and len(value) == 32 and value.isalnum():
-        number = int(value, 16)  # a letter past f raises ValueError, as UUID(value) does
-        uuid = _new_object(UUID)
-        _set_attribute(uuid, "int", number)
-        _set_attribute(uuid, "is_safe", _SAFE_UNKNOWN)
-        return uuid
+        # A letter past f raises ValueError, as UUID(value) does; 32 hex digits are < 2**128.
+        return uuid_from_int(int(value, 16))
     return UUID(value)  # what SQLAlchemy's processor does (or raises)
 
 
@@ -155,9 +153,6 @@ def _utc_from_naive_iso(value: Any, otherwise: Callable[[Any], Any]) -> Any:
     return otherwise(value)
 
 
-_new_object = object.__new__
-_set_attribute = object.__setattr__
-_SAFE_UNKNOWN = SafeUUID.unknown
 _from_iso = datetime.fromisoformat
 
 

@@ -9,6 +9,7 @@ from gql_checkout.currencies import CURRENCIES
 from gql_checkout.domain import NewCheckoutSession, PaymentMethod
 from gql_checkout.errors import FieldError, Unauthenticated, ValidationError
 from gql_checkout.memo import RepeatMemo
+from gql_checkout.uuids import uuid_from_int
 
 MIN_EXPIRES_IN_SECONDS = 60
 MAX_EXPIRES_IN_SECONDS = 86_400
@@ -33,7 +34,9 @@ def parse_uuid(value: str | None, *, field: str) -> UUID:
 
 
 def _uuid_if_canonical(value: str) -> UUID | None:
-    return UUID(value) if _UUID_TEXT.fullmatch(value) else None
+    if _UUID_TEXT.fullmatch(value):
+        return uuid_from_int(int(value.replace("-", ""), 16))  # 32 hex digits: < 2**128
+    return None
 
 
 # Pages poll the same few ids (and send the same merchant id) over and over.
