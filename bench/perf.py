@@ -59,6 +59,7 @@ from typing import Any
 
 import httpx
 
+from gql_checkout.tokens import HcpTokens
 from tests.server import (
     ServerStartError,
     free_port,
@@ -70,6 +71,7 @@ from tests.server import create_merchant as create_merchant_through_cli
 
 HOST = "127.0.0.1"
 HCP_SECRET = "bench-perf-hcp-secret-0123456789abcdefghijklmnop"  # noqa: S105 (a fixed test value)
+_TOKENS = HcpTokens((HCP_SECRET,))
 START_TIMEOUT_S = 30.0
 COMMAND_TIMEOUT_S = 60.0
 RESULTS_DIR = Path(__file__).with_name("results")
@@ -246,7 +248,8 @@ def _stored_time(moment: datetime) -> str:
 
 def probe_storage(gql: Server, database: Path, merchant_id: str, api_key: str) -> None:
     """Creates one session through the API and checks that its row is stored the way the
-    bulk insert will write rows (ids as 32 hex digits, naive UTC text timestamps)."""
+    bulk insert will write rows (ids as 32 hex digits, naive UTC text timestamps, the
+    hcpToken signed with the server's key)."""
     response = httpx.post(
         f"{gql.base_url}/graphql",
         json={"query": CREATE_MUTATION, "variables": {"input": {"amount": 100, "currency": "EUR"}}},
@@ -259,13 +262,15 @@ def probe_storage(gql: Server, database: Path, merchant_id: str, api_key: str) -
     created = body["data"]["createCheckoutSession"]
     with contextlib.closing(sqlite3.connect(database)) as conn:
         rows = conn.execute(
-            "SELECT id, merchant_id, status, created_at, expires_at, updated_at, version"
-            " FROM checkout_sessions"
+            "SELECT id, merchant_id, status, created_at, expires_at, updated_at, version,"
+            " hcp_token FROM checkout_sessions"
         ).fetchall()
         (stored_merchant_id,) = conn.execute("SELECT id FROM merchants").fetchone()
     if len(rows) != 1:
         raise BenchError(f"expected the probe session alone in the database, found {len(rows)}")
-    row_id, row_merchant_id, status, created_at, expires_at, updated_at, row_version = rows[0]
+    (row_id, row_merchant_id, status, created_at, expires_at, updated_at, row_version, token) = (
+        rows[0]
+    )
     created_time = datetime.fromisoformat(created["createdAt"].replace("Z", "+00:00"))
     expected = {
         "id": (row_id, uuid.UUID(created["id"]).hex),
@@ -275,6 +280,14 @@ def probe_storage(gql: Server, database: Path, merchant_id: str, api_key: str) -
         "created_at": (created_at, _stored_time(created_time)),
         "updated_at": (updated_at, _stored_time(created_time)),
         "version": (row_version, 1),
+        "hcp_token": (
+            token,
+            _TOKENS.sign(
+                checkout_session_id=uuid.UUID(created["id"]),
+                merchant_id=uuid.UUID(merchant_id),
+                expires_at=datetime.fromisoformat(str(expires_at)).replace(tzinfo=UTC),
+            ),
+        ),
     }
     wrong = {name: pair for name, pair in expected.items() if pair[0] != pair[1]}
     if wrong or not _STORED_TIME.match(str(expires_at)):
@@ -288,8 +301,10 @@ def bulk_insert(database: Path, merchant_id: str, sessions: int) -> Seeded:
     """``sessions`` top-level sessions, every second one a parent with a current child."""
     now = datetime.now(UTC).replace(microsecond=0)
     created_at = _stored_time(now)
-    expires_at = _stored_time(now + timedelta(hours=24))
-    merchant_hex = uuid.UUID(merchant_id).hex
+    expiry = now + timedelta(hours=24)
+    expires_at = _stored_time(expiry)
+    merchant = uuid.UUID(merchant_id)
+    merchant_hex = merchant.hex
     rng = random.Random(20261124)
     rows: list[tuple[object, ...]] = []
     top_level: list[str] = []
@@ -307,6 +322,10 @@ def bulk_insert(database: Path, merchant_id: str, sessions: int) -> Seeded:
                 created_at,
                 parent.hex if parent else None,
                 child.hex if child else None,
+                # As the server stores it when it creates a session (probe_storage checks).
+                _TOKENS.sign(
+                    checkout_session_id=session_id, merchant_id=merchant, expires_at=expiry
+                ),
             )
         )
 
@@ -325,7 +344,8 @@ def bulk_insert(database: Path, merchant_id: str, sessions: int) -> Seeded:
             conn.executemany(
                 "INSERT INTO checkout_sessions (id, merchant_id, status, amount, currency,"
                 " merchant_reference, created_at, expires_at, updated_at, version, parent_id,"
-                " current_child_id) VALUES (?, ?, 'INITIATED', ?, 'EUR', ?, ?, ?, ?, 1, ?, ?)",
+                " current_child_id, hcp_token)"
+                " VALUES (?, ?, 'INITIATED', ?, 'EUR', ?, ?, ?, ?, 1, ?, ?, ?)",
                 rows,
             )
         broken = conn.execute("PRAGMA foreign_key_check").fetchall()

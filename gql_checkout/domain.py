@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from uuid import UUID
@@ -101,6 +101,9 @@ class CheckoutSession:
     failure_reason: str | None
     parent_id: UUID | None
     current_child_id: UUID | None
+    # As signed when the session was created (None on rows older than that): a bearer
+    # credential, kept out of repr and so out of logs. ``service.hcp_token`` answers it.
+    hcp_token: str | None = field(repr=False)
 
     def is_expired(self, now: datetime) -> bool:
         return self.status is CheckoutSessionStatus.INITIATED and now >= self.expires_at

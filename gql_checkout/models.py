@@ -70,6 +70,8 @@ class CheckoutSessionRow(Base):
     current_child_id: Mapped[UUID | None] = mapped_column(ForeignKey("checkout_sessions.id"))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    # Signed when the session is created (migrations/versions/0003); NULL on older rows.
+    hcp_token: Mapped[str | None] = mapped_column(String(512))
 
     __table_args__ = (
         Index("ix_checkout_sessions_parent_id", "parent_id"),

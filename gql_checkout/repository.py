@@ -41,6 +41,7 @@ _SESSION_COLUMNS = (
     sessions.c.failure_reason,
     sessions.c.parent_id,
     sessions.c.current_child_id,
+    sessions.c.hcp_token,
 )
 _SELECT_SESSIONS = select(*_SESSION_COLUMNS)
 _INITIATED = CheckoutSessionStatus.INITIATED.value
@@ -65,6 +66,7 @@ def _session_from_row(row: Any) -> CheckoutSession:
         failure_reason,
         parent_id,
         current_child_id,
+        hcp_token,
     ) = row
     return CheckoutSession(
         id=session_id,
@@ -81,6 +83,7 @@ def _session_from_row(row: Any) -> CheckoutSession:
         failure_reason=failure_reason,
         parent_id=parent_id,
         current_child_id=current_child_id,
+        hcp_token=hcp_token,
     )
 
 
@@ -163,6 +166,7 @@ async def insert_session(
             updated_at=session.updated_at,
             version=session.version,
             parent_id=session.parent_id,
+            hcp_token=session.hcp_token,
             idempotency_key=idempotency_key,
             idempotency_fingerprint=idempotency_fingerprint,
         )

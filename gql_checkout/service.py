@@ -140,6 +140,11 @@ class CheckoutService:
             return await repository.get_merchant_profiles(conn, merchant_ids=ids)
 
     def hcp_token(self, session: CheckoutSession) -> str:
+        """The token stored with the session if the current key signed it, else signed now
+        (a row older than migration 0003, or a key rotated since): the same bytes."""
+        stored = session.hcp_token
+        if stored is not None and self._tokens.signed_with_current_key(stored):
+            return stored
         return self._tokens.sign(
             checkout_session_id=session.id,
             merchant_id=session.merchant_id,
@@ -198,8 +203,9 @@ class CheckoutService:
         if request.parent_session_id is not None:
             parent = await self._parent_for_child(merchant_id, request.parent_session_id, now)
             expires_at = min(expires_at, parent.expires_at)
+        session_id = uuid.uuid4()
         session = CheckoutSession(
-            id=uuid.uuid4(),
+            id=session_id,
             merchant_id=merchant_id,
             status=CheckoutSessionStatus.INITIATED,
             amount=request.amount,
@@ -213,6 +219,9 @@ class CheckoutService:
             failure_reason=None,
             parent_id=parent.id if parent else None,
             current_child_id=None,
+            hcp_token=self._tokens.sign(
+                checkout_session_id=session_id, merchant_id=merchant_id, expires_at=expires_at
+            ),
         )
         try:
             async with self._engine.begin() as conn:

@@ -12,9 +12,12 @@ import jwt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from gql_checkout.app import create_app
+from gql_checkout.models import CheckoutSessionRow
 from gql_checkout.settings import Settings
 from gql_checkout.tokens import HcpTokens
 from tests.conftest import TEST_SECRET, Clock, MerchantCredentials
@@ -214,6 +217,46 @@ async def test_rotation_keeps_old_tokens_working(
     assert new_token_works.status_code == 204
     # The old deployment (old secret only) does not know the new key.
     assert (await _auth(client, new_token)).status_code == 401
+
+
+async def _stored_token(app: Starlette, session_id: str) -> str | None:
+    engine: AsyncEngine = app.state.services.engine
+    async with engine.connect() as conn:
+        return await conn.scalar(
+            select(CheckoutSessionRow.hcp_token).where(CheckoutSessionRow.id == UUID(session_id))
+        )
+
+
+async def test_a_session_stores_the_token_it_answers(
+    app: Starlette, client: httpx.AsyncClient, merchant: MerchantCredentials
+) -> None:
+    child_of = await create_session(client, merchant.api_key)
+    session = await create_session(client, merchant.api_key, parentSessionId=child_of["id"])
+
+    read = await client.get(f"/v1/checkout-sessions/{session['id']}", headers=merchant.read_headers)
+
+    stored = await _stored_token(app, session["id"])
+    assert stored is not None
+    assert stored == session["hcpToken"] == read.json()["data"]["hcpToken"]
+    assert (await _auth(client, stored)).status_code == 204
+
+
+async def test_a_session_stored_without_a_token_is_answered_the_same_one_signed(
+    app: Starlette, client: httpx.AsyncClient, merchant: MerchantCredentials
+) -> None:
+    """Rows made before migration 0003 hold no token: reads sign it, in the same bytes."""
+    session = await create_session(client, merchant.api_key)
+    async with app.state.services.engine.begin() as conn:
+        await conn.execute(
+            update(CheckoutSessionRow)
+            .where(CheckoutSessionRow.id == UUID(session["id"]))
+            .values(hcp_token=None)
+        )
+
+    read = await client.get(f"/v1/checkout-sessions/{session['id']}", headers=merchant.read_headers)
+
+    assert await _stored_token(app, session["id"]) is None
+    assert read.json()["data"]["hcpToken"] == session["hcpToken"]
 
 
 @given(

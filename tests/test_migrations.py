@@ -1,4 +1,5 @@
-"""Migrations keep every row: the sessions table rebuilt on SQLite (0002), down and up again."""
+"""Migrations keep every row: the sessions table rebuilt on SQLite (0002), the stored
+hcpToken added (0003), down and up again."""
 
 from __future__ import annotations
 
@@ -61,9 +62,14 @@ async def test_sessions_survive_the_table_rebuild_both_ways(
     await run_alembic(engine, command.downgrade, "0001")
     at_0001 = await _stored(engine)
     await run_alembic(engine, command.upgrade, "head")
+    again = await _stored(engine)
 
-    assert at_0001["rows"] == at_head["rows"]
-    assert await _stored(engine) == at_head
+    # 0003 added the stored hcpToken as the last column; down and up again, it is empty
+    # (reads sign it again, below) and everything else is as it was.
+    assert [(*row[:-1],) for row in at_head["rows"]] == at_0001["rows"]
+    assert all(row[-1] is not None for row in at_head["rows"])
+    assert again["rows"] == [(*row[:-1], None) for row in at_head["rows"]]
+    assert again["definitions"] == at_head["definitions"]
     if engine.dialect.name == "sqlite":
         assert _table_definition(at_head).endswith(" WITHOUT ROWID")
         assert at_0001["definitions"] != at_head["definitions"]
@@ -73,6 +79,7 @@ async def test_sessions_survive_the_table_rebuild_both_ways(
         f"/v1/checkout-sessions/{parent['id']}", headers=merchant.read_headers
     )
     assert response.json()["data"]["checkoutSession"]["childSession"]["id"] == child["id"]
+    assert response.json()["data"]["hcpToken"] == parent["hcpToken"]
 
 
 async def test_a_failed_sqlite_migration_changes_nothing(tmp_path: Path) -> None:
