@@ -14,7 +14,7 @@ import hmac
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from operator import attrgetter
 from uuid import UUID
@@ -203,9 +203,8 @@ class CheckoutService:
         if request.parent_session_id is not None:
             parent = await self._parent_for_child(merchant_id, request.parent_session_id, now)
             expires_at = min(expires_at, parent.expires_at)
-        session_id = uuid.uuid4()
         session = CheckoutSession(
-            id=session_id,
+            id=uuid.uuid4(),
             merchant_id=merchant_id,
             status=CheckoutSessionStatus.INITIATED,
             amount=request.amount,
@@ -219,10 +218,10 @@ class CheckoutService:
             failure_reason=None,
             parent_id=parent.id if parent else None,
             current_child_id=None,
-            hcp_token=self._tokens.sign(
-                checkout_session_id=session_id, merchant_id=merchant_id, expires_at=expires_at
-            ),
+            hcp_token=None,
         )
+        # Signed as every read without a stored token signs it: one source for the claims.
+        session = replace(session, hcp_token=self.hcp_token(session))
         try:
             async with self._engine.begin() as conn:
                 # The INSERT comes first: on SQLite the transaction then holds the write lock
