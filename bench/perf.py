@@ -59,15 +59,15 @@ from typing import Any
 
 import httpx
 
-from gql_checkout.tokens import HcpTokens
-from tests.server import (
+from gql_checkout.services.hcp_tokens import HcpTokens
+from testkit.server import (
     ServerStartError,
     free_port,
     gql_checkout_executable,
     stop_process,
     wait_until_answering,
 )
-from tests.server import create_merchant as create_merchant_through_cli
+from testkit.server import create_merchant as create_merchant_through_cli
 
 HOST = "127.0.0.1"
 HCP_SECRET = "bench-perf-hcp-secret-0123456789abcdefghijklmnop"  # noqa: S105 (a fixed test value)

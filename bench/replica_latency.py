@@ -23,9 +23,9 @@ import httpx
 import psycopg
 from websockets.asyncio.client import connect
 
-from tests.helpers import CARD, COMPLETE_MUTATION, CREATE_MUTATION
-from tests.postgres import postgres_cluster
-from tests.server import LiveServer, running_server
+from testkit.documents import CARD, COMPLETE_MUTATION, CREATE_MUTATION
+from testkit.postgres import postgres_cluster
+from testkit.server import LiveServer, running_server
 
 SUBSCRIPTION = (
     "subscription($id: ID!) { checkoutSessionUpdated(id: $id) { checkoutSessionStatus } }"

@@ -5,22 +5,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Awaitable, Callable
+from types import FrameType
 from typing import TypeVar
 
+from gql_checkout.container import Container, build_container
 from gql_checkout.demo import DemoData, seed_demo
-from gql_checkout.logs import logging_config
-from gql_checkout.migrate import migrate
-from gql_checkout.services import Services, build_services
+from gql_checkout.http.logs import logging_config
 from gql_checkout.settings import Settings, SettingsError
+from gql_checkout.storage.migrate import migrate
 
 T = TypeVar("T")
 
 
-def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
+def _with_container(settings: Settings, work: Callable[[Container], Awaitable[T]]) -> T:
     async def run() -> T:
-        wired = build_services(settings)
+        wired = build_container(settings)
         try:
             await migrate(wired.engine)
             return await work(wired)
@@ -39,6 +41,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 
     if not args.no_migrate:
         _migrate(settings, args)
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again with this handler back
+    # in place: a stop that was asked for ends with status 0, as Ctrl-C's does (and
+    # `make run` then has no failure to report).
+    signal.signal(signal.SIGTERM, _exit_after_shutdown)
     uvicorn.run(
         "gql_checkout.asgi:app_from_env",
         factory=True,
@@ -53,24 +59,31 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
-def _migrate(settings: Settings, _args: argparse.Namespace) -> None:
-    async def nothing_more(_wired: Services) -> None:
-        """_with_services has migrated already."""
+def _exit_after_shutdown(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
-    _with_services(settings, nothing_more)
+
+def _migrate(settings: Settings, _args: argparse.Namespace) -> None:
+    async def nothing_more(_wired: Container) -> None:
+        """_with_container has migrated already."""
+
+    _with_container(settings, nothing_more)
 
 
 def _create_merchant(settings: Settings, args: argparse.Namespace) -> None:
-    async def work(wired: Services) -> tuple[str, str]:
+    async def work(wired: Container) -> tuple[str, str]:
         merchant, api_key = await wired.merchants.create_merchant(name=args.name)
         return str(merchant.id), api_key
 
-    merchant_id, api_key = _with_services(settings, work)
+    merchant_id, api_key = _with_container(settings, work)
     _print_json({"merchantId": merchant_id, "apiKey": api_key})
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> None:
-    demo = _with_services(settings, seed_demo)
+    async def seed(container: Container) -> DemoData:
+        return await seed_demo(container, secret=settings.hcp_secrets[0], fresh_session=args.banner)
+
+    demo = _with_container(settings, seed)
     if args.banner:
         _print_banner(demo, base_url=f"http://{args.host}:{args.port}")
         return
@@ -84,16 +97,20 @@ def _demo(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _print_banner(demo: DemoData, *, base_url: str) -> None:
-    session_id = demo.session_ids["parent"]
     print(
         f"""
+Demo data is ready. Paste this into another shell (README's walkthrough uses it):
+
+export BASE_URL={base_url} MERCHANT_ID={demo.merchant_id} \\
+  API_KEY={demo.api_key} \\
+  SESSION_ID={demo.fresh_session_id}
+
 Demo merchant id: {demo.merchant_id}
-Demo API key:     {demo.api_key}
-Demo session id:  {session_id} (has a child session)
+Demo session id:  {demo.fresh_session_id} (open; {demo.session_ids["parent"]} has a child)
 GraphiQL:         {base_url}/graphql
 
 curl -s -H 'X-Merchant-Id: {demo.merchant_id}' \\
-  '{base_url}/v1/checkout-sessions/{session_id}?init=true'
+  '{base_url}/v1/checkout-sessions/{demo.fresh_session_id}?init=true'
 """,
         flush=True,
     )

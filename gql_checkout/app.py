@@ -12,19 +12,21 @@ from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from gql_checkout import health, openapi, rest
-from gql_checkout.clock import Clock, utc_now
-from gql_checkout.errors import GatewayError
+from gql_checkout.container import build_container
+from gql_checkout.domain.clock import Clock, utc_now
+from gql_checkout.domain.errors import GatewayError
 from gql_checkout.graphql.schema import build_schema
 from gql_checkout.graphql.view import GraphQLView
-from gql_checkout.middleware import RequestMiddleware
-from gql_checkout.problems import handle_gateway_error, handle_http_exception
-from gql_checkout.services import build_services
+from gql_checkout.http import health, openapi
+from gql_checkout.http.middleware import RequestMiddleware
+from gql_checkout.http.problems import handle_gateway_error, handle_http_exception
+from gql_checkout.rest.checkout_sessions import session_route
+from gql_checkout.rest.hcp_auth import hcp_auth_route
 from gql_checkout.settings import Settings
 
 
 def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
-    services = build_services(settings, clock=clock)
+    container = build_container(settings, clock=clock)
     limits = settings.limits
     graphql = GraphQLView(
         build_schema(
@@ -33,7 +35,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             tracing=settings.otel_tracing,
             compiled=settings.compiled_queries,
         ),
-        services=services,
+        checkout=container.checkout,
+        merchants=container.merchants,
+        metrics=container.metrics,
         graphql_ide=None if settings.is_production else "graphiql",
         allow_queries_via_get=False,
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
@@ -43,26 +47,26 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        await services.start()
+        await container.start()
         try:
             yield
         finally:
-            await services.stop()
+            await container.stop()
 
     app = Starlette(
         # Routes are tried in order: the two polled ones first.
         routes=[
-            rest.session_route(services),
+            session_route(checkout=container.checkout, merchants=container.merchants),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
-            *rest.other_routes,
-            *health.routes,
+            hcp_auth_route(checkout=container.checkout),
+            *health.routes(ping=container.checkout.ping, metrics=container.metrics),
             *openapi.routes,
         ],
         middleware=[
             Middleware(
                 RequestMiddleware,
-                metrics=services.metrics,
+                metrics=container.metrics,
                 timeout_seconds=limits.request_timeout_seconds,
                 max_body_bytes=limits.max_body_bytes,
             ),
@@ -73,6 +77,6 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
         },
         lifespan=lifespan,
     )
-    app.state.services = services
+    app.state.container = container
     app.state.settings = settings
     return app

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import limits
 
-from gql_checkout.db import sqlite_file
+from gql_checkout.storage.engine import sqlite_file
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./gql_checkout.db"
 

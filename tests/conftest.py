@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,15 +16,17 @@ from sqlalchemy import event
 from starlette.applications import Starlette
 
 from gql_checkout.app import create_app
-from gql_checkout.migrate import migrate
-from gql_checkout.service import CheckoutService
+from gql_checkout.services.checkout_sessions import CheckoutService
 from gql_checkout.settings import Environment, Settings
-from tests.postgres import postgres_cluster
+from gql_checkout.storage.migrate import migrate
+from gql_checkout.storage.sqlite_reads import SqliteReads
+from testkit.clock import Clock
+from testkit.merchants import TEST_SECRET, MerchantCredentials
+from testkit.postgres import postgres_cluster
 
 if TYPE_CHECKING:
-    from tests.server import LiveServer
+    from testkit.server import LiveServer
 
-TEST_SECRET = "test-secret-" + "x" * 40
 
 # Schemathesis's pytest plugin swaps Hypothesis's printer, for every test of the session,
 # for one that prints nothing (a speed-up for its own runs). Put it back: a failing
@@ -37,19 +37,6 @@ hypothesis.core.RepresentationPrinter = pretty.RepresentationPrinter  # type: ig
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-class Clock:
-    """The app's time, set by the test (the app reads it through its ``clock`` argument)."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @pytest.fixture
@@ -91,14 +78,14 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture
 async def app(settings: Settings, clock: Clock) -> AsyncIterator[Starlette]:
     app = create_app(settings, clock=clock)
-    await migrate(app.state.services.engine)
+    await migrate(app.state.container.engine)
     yield app
-    await app.state.services.engine.dispose()
+    await app.state.container.engine.dispose()
 
 
 @pytest.fixture
 def service(app: Starlette) -> CheckoutService:
-    service: CheckoutService = app.state.services.checkout
+    service: CheckoutService = app.state.container.checkout
     return service
 
 
@@ -109,22 +96,8 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@dataclass(frozen=True)
-class MerchantCredentials:
-    merchant_id: str
-    api_key: str
-
-    @property
-    def read_headers(self) -> dict[str, str]:
-        return {"X-Merchant-Id": self.merchant_id}
-
-    @property
-    def write_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"}
-
-
 async def _new_merchant(app: Starlette, name: str) -> MerchantCredentials:
-    merchant, api_key = await app.state.services.merchants.create_merchant(name=name)
+    merchant, api_key = await app.state.container.merchants.create_merchant(name=name)
     return MerchantCredentials(merchant_id=str(merchant.id), api_key=api_key)
 
 
@@ -158,22 +131,22 @@ class StatementCounter:
 @pytest.fixture
 def statements(app: Starlette) -> Iterator[StatementCounter]:
     counter = StatementCounter()
-    services = app.state.services
+    services = app.state.container
     sync_engine = services.engine.sync_engine
     event.listen(sync_engine, "before_cursor_execute", counter)
-    if services.reads is not None:  # SQLite's reads on the loop: sqlite3 traces them
+    if isinstance(services.reads, SqliteReads):  # on the loop: sqlite3 traces them
         services.reads.trace(counter.statements.append)
     yield counter
     event.remove(sync_engine, "before_cursor_execute", counter)
-    if services.reads is not None:
+    if isinstance(services.reads, SqliteReads):
         services.reads.trace(None)
 
 
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     """A real `gql-checkout serve` process on a free port, with its own SQLite file."""
-    # Imported here, not at the top: tests.server imports this module's secret and types.
-    from tests.server import running_server
+    # Imported here, not at the top: testkit.server imports this module's secret and types.
+    from testkit.server import running_server
 
     with running_server(tmp_path) as server:
         yield server

@@ -17,12 +17,13 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 
 from gql_checkout.app import create_app
-from gql_checkout.domain import CheckoutSession, NewCheckoutSession, PaymentMethod
-from gql_checkout.merchants import MerchantService
-from gql_checkout.migrate import migrate
-from gql_checkout.service import CheckoutService
+from gql_checkout.domain.checkout_sessions import CheckoutSession, NewCheckoutSession, PaymentMethod
+from gql_checkout.services.checkout_sessions import CheckoutService
+from gql_checkout.services.merchants import MerchantService
 from gql_checkout.settings import Settings
-from tests.conftest import Clock, MerchantCredentials
+from gql_checkout.storage.migrate import migrate
+from testkit.clock import Clock
+from testkit.merchants import MerchantCredentials
 
 # Small and bounded: each module runs in seconds. No example database: a failure is
 # reported with its reproducing input, and the working tree stays clean.
@@ -115,9 +116,9 @@ def _new(*, parent: CheckoutSession | None = None, expires_in: int = 3600) -> Ne
 
 
 async def _seed(app: Starlette, clock: Clock) -> Seed:
-    engine = app.state.services.engine
-    checkout: CheckoutService = app.state.services.checkout
-    merchants: MerchantService = app.state.services.merchants
+    engine = app.state.container.engine
+    checkout: CheckoutService = app.state.container.checkout
+    merchants: MerchantService = app.state.container.merchants
     try:
         await migrate(engine)
         merchant, api_key = await merchants.create_merchant(name="Fuzz")

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.server import ServerStartError, free_port, stop_process, wait_until_answering
+from testkit.server import ServerStartError, free_port, stop_process, wait_until_answering
 
 NGINX_CONF = Path(__file__).resolve().parents[1] / "deploy" / "nginx.conf"
 START_TIMEOUT_S = 10.0

@@ -10,7 +10,7 @@ and the same batched statements, and shapes the response itself.
 Only success is compiled. Whatever would make an error (a variable of the wrong type, an
 unknown session, another merchant's, an expired one, a rate limit) sends the request
 down the general path, and Strawberry answers it: it stays the one source of every error.
-tests/test_compiled.py proves both paths give byte-identical responses.
+tests/graphql/test_compiled.py proves both paths give byte-identical responses.
 """
 
 from __future__ import annotations
@@ -40,16 +40,18 @@ from graphql import (
 )
 from strawberry.schema.schema import validate_document
 
-from gql_checkout.domain import CheckoutSession, MerchantProfile
-from gql_checkout.errors import GatewayError
-from gql_checkout.graphql.context import GraphQLContext
-from gql_checkout.render import (
-    SESSION_SCALARS,
-    appearance_json,
-    card_categories_json,
-    payment_method_json,
+from gql_checkout.domain.checkout_sessions import CheckoutSession
+from gql_checkout.domain.errors import GatewayError
+from gql_checkout.domain.fields import (
+    FIELDS_BY_NAME,
+    PROFILE_JSON,
+    SESSION_JSON,
+    Source,
+    value_class,
 )
-from gql_checkout.validation import parse_uuid
+from gql_checkout.domain.merchants import MerchantProfile
+from gql_checkout.domain.validation import parse_uuid
+from gql_checkout.graphql.context import GraphQLContext
 
 MAX_PLANS = 256  # distinct documents kept compiled; a client sending more gets the general path
 
@@ -81,10 +83,12 @@ class Unsupported(Exception):
 
 # --- compiling ----------------------------------------------------------------------------
 
-# What a plan can select on a CheckoutSession; anything else is left to Strawberry.
-_SCALARS = frozenset({*SESSION_SCALARS, "hcpToken", "cardCategories", "__typename"})
-_OBJECTS = frozenset({"paymentMethod", "appearance"})  # their fields: render's JSON keys
-_SESSIONS = frozenset({"childSession", "parentSession"})
+# The GraphQL type of each object-valued field: a plan writes it for ``__typename``.
+_TYPENAMES = {
+    name: found.__name__
+    for name, field in FIELDS_BY_NAME.items()
+    if (found := value_class(field.type)) is not None
+}
 
 
 class Compiler:
@@ -170,17 +174,15 @@ def _session_fields(selection_set: SelectionSetNode | None) -> tuple[Selected, .
     selected = []
     for node in _fields(selection_set):
         name = node.name.value
-        if node.arguments:
+        if node.arguments or (name not in FIELDS_BY_NAME and name != "__typename"):
             raise Unsupported
-        if name in _SCALARS:
-            selected.append(Selected(_key(node), name))
-        elif name in _SESSIONS:
+        if name in FIELDS_BY_NAME and FIELDS_BY_NAME[name].source is Source.RELATED:
             selected.append(Selected(_key(node), name, _session_fields(node.selection_set)))
-        elif name in _OBJECTS:
+        elif node.selection_set is not None:  # a value object: the fields it selects
             inner = tuple(Selected(_key(n), n.name.value) for n in _fields(node.selection_set))
             selected.append(Selected(_key(node), name, inner))
         else:
-            raise Unsupported
+            selected.append(Selected(_key(node), name))
     return tuple(selected)
 
 
@@ -283,13 +285,17 @@ class _Shaper:
             merchants: set[UUID] = set()
             following = []
             for session, fields in level:
-                for field in fields:
-                    if field.name in ("appearance", "cardCategories"):
+                for selected in fields:
+                    field = FIELDS_BY_NAME.get(selected.name)
+                    if field is None:  # __typename
+                        continue
+                    if field.source is Source.PROFILE:
                         merchants.add(session.merchant_id)
-                    related = self._related_id(session, field.name)
-                    if related is not None:
-                        wanted.add(related)
-                        following.append((related, field.fields))
+                    elif field.source is Source.RELATED:
+                        related = field.value(session)
+                        if related is not None:
+                            wanted.add(related)
+                            following.append((related, selected.fields))
             missing = wanted - set(self._sessions)
             if missing:
                 self._sessions.update(
@@ -302,42 +308,32 @@ class _Shaper:
                 )
             level = [(self._sessions[i], fields) for i, fields in following if i in self._sessions]
 
-    @staticmethod
-    def _related_id(session: CheckoutSession, name: str) -> UUID | None:
-        if name == "childSession":
-            return session.current_child_id
-        if name == "parentSession":
-            return session.parent_id
-        return None
-
     def session(self, session: CheckoutSession, fields: Sequence[Selected]) -> dict[str, Any]:
         return {field.key: self._value(session, field) for field in fields}
 
-    def _value(self, session: CheckoutSession, field: Selected) -> Any:
-        name = field.name
-        if name in _SESSIONS:
-            related_id = self._related_id(session, name)
-            related = self._sessions.get(related_id) if related_id else None
-            return self.session(related, field.fields) if related else None
-        if name == "paymentMethod":
-            method = session.payment_method
-            return _object(field, payment_method_json(method), "PaymentMethod") if method else None
-        if name in ("appearance", "cardCategories"):
-            profile = self._profiles.get(session.merchant_id)
-            if name == "cardCategories":
-                return card_categories_json(profile) if profile else []
-            if profile is None:
-                return None
-            return _object(field, appearance_json(profile.appearance), "Appearance")
-        if name == "hcpToken":
-            return self.context.service.hcp_token(session)
+    def _value(self, session: CheckoutSession, selected: Selected) -> Any:
+        name = selected.name
         if name == "__typename":
             return "CheckoutSession"
-        return SESSION_SCALARS[name](session, self.now)
+        field = FIELDS_BY_NAME[name]
+        source = field.source
+        if source is Source.SESSION:
+            value = SESSION_JSON[name](session, self.now)
+        elif source is Source.PROFILE:
+            value = PROFILE_JSON[name](self._profiles.get(session.merchant_id))
+        elif source is Source.RELATED:
+            related_id = field.value(session)
+            related = self._sessions.get(related_id) if related_id else None
+            return self.session(related, selected.fields) if related else None
+        else:
+            return self.context.service.hcp_token(session)
+        if selected.fields and value is not None:
+            return _object(selected, value, _TYPENAMES[name])
+        return value
 
 
 def _object(field: Selected, values: Mapping[str, Any], typename: str) -> dict[str, Any]:
     values = {**values, "__typename": typename}
     if not all(inner.name in values for inner in field.fields):
-        raise Unsupported  # a field render does not know (yet): Strawberry's business
+        raise Unsupported  # a field the value object does not have: Strawberry's error
     return {inner.key: values[inner.name] for inner in field.fields}

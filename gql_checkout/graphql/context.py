@@ -10,17 +10,16 @@ from uuid import UUID
 
 from strawberry.types import Info as StrawberryInfo
 
-from gql_checkout.domain import Merchant
-from gql_checkout.errors import Forbidden, ValidationError
+from gql_checkout.domain.errors import Forbidden, ValidationError
+from gql_checkout.domain.merchants import Merchant
+from gql_checkout.domain.validation import parse_uuid
 from gql_checkout.graphql.loaders import (
     CheckoutSessionByIdLoader,
     MerchantProfileByMerchantIdLoader,
 )
-from gql_checkout.merchants import MerchantService
-from gql_checkout.metrics import Metrics
-from gql_checkout.service import CheckoutService
-from gql_checkout.services import Services
-from gql_checkout.validation import parse_uuid
+from gql_checkout.http.metrics import Metrics
+from gql_checkout.services.checkout_sessions import CheckoutService
+from gql_checkout.services.merchants import MerchantService
 
 
 @dataclass
@@ -42,20 +41,22 @@ class GraphQLContext:
     @classmethod
     def create(
         cls,
-        wired: Services,
         *,
+        service: CheckoutService,
+        merchants: MerchantService,
+        metrics: Metrics,
         merchant_id_header: str | None,
         authorization: str | None,
         client: str,
     ) -> GraphQLContext:
         return cls(
-            service=wired.checkout,
-            merchants=wired.merchants,
-            metrics=wired.metrics,
+            service=service,
+            merchants=merchants,
+            metrics=metrics,
             merchant_id_header=merchant_id_header,
             authorization=authorization,
             client=client,
-            now=wired.checkout.clock(),
+            now=service.clock(),
         )
 
     # The loaders are made on first use: a compiled plan never needs them.

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import ParserCache, SchemaExtension
 
-from gql_checkout.errors import GatewayError, InternalError, ValidationError
-from gql_checkout.requestctx import current_request_id
+from gql_checkout.domain.errors import GatewayError, InternalError, ValidationError
+from gql_checkout.http.request_id import current_request_id
 
 logger = logging.getLogger(__name__)
 

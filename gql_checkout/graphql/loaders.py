@@ -7,8 +7,9 @@ from uuid import UUID
 
 from strawberry.dataloader import DataLoader
 
-from gql_checkout.domain import CheckoutSession, MerchantProfile
-from gql_checkout.service import CheckoutService
+from gql_checkout.domain.checkout_sessions import CheckoutSession
+from gql_checkout.domain.merchants import MerchantProfile
+from gql_checkout.services.checkout_sessions import CheckoutService
 
 
 class CheckoutSessionByIdLoader(DataLoader[UUID, CheckoutSession | None]):

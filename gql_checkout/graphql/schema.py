@@ -27,8 +27,14 @@ from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from gql_checkout.domain import rfc3339
-from gql_checkout.errors import ValidationError
+from gql_checkout.domain.clock import rfc3339
+from gql_checkout.domain.errors import ValidationError
+from gql_checkout.domain.validation import (
+    parse_failure_reason,
+    parse_new_checkout_session,
+    parse_payment_method,
+    parse_uuid,
+)
 from gql_checkout.graphql.compiled import Compiler
 from gql_checkout.graphql.context import Info
 from gql_checkout.graphql.extensions import (
@@ -43,12 +49,6 @@ from gql_checkout.graphql.types import (
     PaymentMethodInput,
 )
 from gql_checkout.settings import Limits
-from gql_checkout.validation import (
-    parse_failure_reason,
-    parse_new_checkout_session,
-    parse_payment_method,
-    parse_uuid,
-)
 
 
 @strawberry.type

@@ -1,20 +1,27 @@
-"""Strawberry types: the shapes of schema.graphql, built from domain objects."""
+"""Strawberry types: the shapes of schema.graphql.
+
+``CheckoutSession`` and the value objects it shows are generated from the domain: the
+session's fields from ``domain.fields.SESSION_FIELDS``, ``PaymentMethod`` and
+``Appearance`` from their dataclasses. Their resolvers are the four kinds of source the
+table names, written once here.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
+from typing import Any, get_args, get_origin, get_type_hints
 from uuid import UUID
 
 import strawberry
 
-from gql_checkout.domain import (
-    Appearance,
-    CardCategory,
+from gql_checkout.domain.checkout_sessions import (
     CheckoutSession,
     CheckoutSessionStatus,
     PaymentMethod,
-    Theme,
 )
+from gql_checkout.domain.fields import SESSION_FIELDS, SessionField, Source, profile_value
+from gql_checkout.domain.merchants import Appearance, CardCategory, Theme
 from gql_checkout.graphql.context import Info
 
 # The domain enums become GraphQL enums as they are: one list of values, not two.
@@ -23,108 +30,100 @@ strawberry.enum(CardCategory, description="A card brand a merchant accepts.")
 strawberry.enum(Theme, description="Colour scheme of the hosted checkout page.")
 
 
-@strawberry.type(name="PaymentMethod")
-class PaymentMethodType:
-    type: str
-    brand: str | None
-    last4: str | None
-
-    @classmethod
-    def from_domain(cls, method: PaymentMethod) -> PaymentMethodType:
-        return cls(type=method.type, brand=method.brand, last4=method.last4)
-
-
-@strawberry.type(name="Appearance", description="How the hosted checkout page looks.")
-class AppearanceType:
-    theme: Theme
-    primary_color: str = strawberry.field(description="CSS hex colour, e.g. #0A66C2.")
-    background_color: str
-    text_color: str
-    font_family: str
-    border_radius_px: int
-    logo_url: str | None
-
-    @classmethod
-    def from_domain(cls, appearance: Appearance) -> AppearanceType:
-        return cls(
-            theme=appearance.theme,
-            primary_color=appearance.primary_color,
-            background_color=appearance.background_color,
-            text_color=appearance.text_color,
-            font_family=appearance.font_family,
-            border_radius_px=appearance.border_radius_px,
-            logo_url=appearance.logo_url,
-        )
+def _value_type(value_class: type, *, description: str | None = None) -> Any:
+    """A Strawberry type of a domain dataclass's fields; resolvers read the domain object
+    itself (its attributes are the fields' Python names)."""
+    hints = get_type_hints(value_class)
+    namespace: dict[str, Any] = {"__annotations__": {}}
+    for field in dataclasses.fields(value_class):
+        namespace["__annotations__"][field.name] = hints[field.name]
+        if "description" in field.metadata:
+            namespace[field.name] = strawberry.field(description=field.metadata["description"])
+    generated = type(f"{value_class.__name__}Type", (), namespace)
+    return strawberry.type(generated, name=value_class.__name__, description=description)
 
 
-@strawberry.type(name="CheckoutSession")
-class CheckoutSessionType:
-    id: strawberry.ID
-    checkout_session_status: CheckoutSessionStatus
-    is_expired: bool = strawberry.field(description="INITIATED and past expiresAt.")
-    created_at: datetime
-    expires_at: datetime = strawberry.field(
-        description="Effective expiry: a child session never outlives its parent."
-    )
-    updated_at: datetime
-    amount: int = strawberry.field(description="Amount in minor units (cents).")
-    currency: str = strawberry.field(description="ISO 4217 code.")
-    merchant_reference: str | None
-    payment_method: PaymentMethodType | None
-    failure_reason: str | None
-    session: strawberry.Private[CheckoutSession]
-
-    @classmethod
-    def from_domain(cls, session: CheckoutSession, *, now: datetime) -> CheckoutSessionType:
-        return cls(
-            id=strawberry.ID(str(session.id)),
-            checkout_session_status=session.status,
-            is_expired=session.is_expired(now),
-            created_at=session.created_at,
-            expires_at=session.expires_at,
-            updated_at=session.updated_at,
-            amount=session.amount,
-            currency=session.currency,
-            merchant_reference=session.merchant_reference,
-            payment_method=(
-                PaymentMethodType.from_domain(session.payment_method)
-                if session.payment_method
-                else None
-            ),
-            failure_reason=session.failure_reason,
-            session=session,
-        )
-
-    @strawberry.field(description="The current child session, if any (lazy).")
-    async def child_session(self, info: Info) -> CheckoutSessionType | None:
-        return await _related(info, self.session.current_child_id)
-
-    @strawberry.field(description="The parent of a child session (lazy).")
-    async def parent_session(self, info: Info) -> CheckoutSessionType | None:
-        return await _related(info, self.session.parent_id)
-
-    @strawberry.field(description="The merchant's page appearance (lazy).")
-    async def appearance(self, info: Info) -> AppearanceType | None:
-        profile = await info.context.profiles_by_merchant_id.load(self.session.merchant_id)
-        return AppearanceType.from_domain(profile.appearance) if profile else None
-
-    @strawberry.field(description="Card brands the merchant accepts (lazy).")
-    async def card_categories(self, info: Info) -> list[CardCategory]:
-        profile = await info.context.profiles_by_merchant_id.load(self.session.merchant_id)
-        return list(profile.card_categories) if profile else []
-
-    @strawberry.field(
-        description="Signed token for the hosted checkout page; works while the session is open."
-    )
-    def hcp_token(self, info: Info) -> str:
-        return info.context.service.hcp_token(self.session)
+PaymentMethodType = _value_type(PaymentMethod)
+AppearanceType = _value_type(Appearance, description="How the hosted checkout page looks.")
+# Domain types as the schema shows them; the session is the type generated below.
+_SCHEMA_TYPES: dict[Any, Any] = {
+    UUID: strawberry.ID,
+    PaymentMethod: PaymentMethodType,
+    Appearance: AppearanceType,
+}
 
 
-async def _related(info: Info, checkout_session_id: UUID | None) -> CheckoutSessionType | None:
-    if checkout_session_id is None:
-        return None
-    related = await info.context.sessions_by_id.load(checkout_session_id)
-    return CheckoutSessionType.from_domain(related, now=info.context.now) if related else None
+def _schema_type(python_type: Any) -> Any:
+    origin = get_origin(python_type)
+    if origin is list:
+        return list[_schema_type(get_args(python_type)[0])]  # type: ignore[misc]
+    if origin is not None:  # X | None
+        (inner,) = (arg for arg in get_args(python_type) if arg is not type(None))
+        return _schema_type(inner) | None
+    return _SCHEMA_TYPES.get(python_type, python_type)
+
+
+# --- resolvers, one per kind of source --------------------------------------------------
+
+
+def _related(field: SessionField) -> Any:
+    async def resolve(root: Any, info: Info) -> Any:
+        related_id = field.value(root.session)
+        if related_id is None:
+            return None
+        related = await info.context.sessions_by_id.load(related_id)
+        return CheckoutSessionType.from_domain(related, now=info.context.now) if related else None
+
+    resolve.__annotations__["return"] = "CheckoutSessionType | None"
+    return resolve
+
+
+def _profile(field: SessionField) -> Any:
+    async def resolve(root: Any, info: Info) -> Any:
+        profile = await info.context.profiles_by_merchant_id.load(root.session.merchant_id)
+        return profile_value(field, profile)
+
+    resolve.__annotations__["return"] = _schema_type(field.type)
+    return resolve
+
+
+def _hcp_token(_field: SessionField) -> Any:
+    def resolve(root: Any, info: Info) -> str:
+        return info.context.service.hcp_token(root.session)
+
+    return resolve
+
+
+_RESOLVERS = {Source.RELATED: _related, Source.PROFILE: _profile, Source.HCP_TOKEN: _hcp_token}
+# Values the type holds (SESSION), and those its resolvers load.
+_HELD = tuple(field for field in SESSION_FIELDS if field.source is Source.SESSION)
+
+
+def _from_domain(cls: Any, session: CheckoutSession, *, now: datetime) -> Any:
+    values = {field.attribute: field.value(session, now) for field in _HELD}
+    return cls(session=session, **values)
+
+
+def _session_type() -> Any:
+    annotations: dict[str, Any] = {"session": strawberry.Private[CheckoutSession]}
+    namespace: dict[str, Any] = {
+        "__annotations__": annotations,
+        "from_domain": classmethod(_from_domain),
+    }
+    for field in SESSION_FIELDS:
+        if field.source is Source.SESSION:
+            annotations[field.attribute] = _schema_type(field.type)
+            namespace[field.attribute] = strawberry.field(description=field.description)
+        else:
+            resolver = _RESOLVERS[field.source](field)
+            resolver.__name__ = field.attribute
+            namespace[field.attribute] = strawberry.field(
+                resolver=resolver, description=field.description
+            )
+    return strawberry.type(type("CheckoutSessionType", (), namespace), name="CheckoutSession")
+
+
+CheckoutSessionType = _session_type()
 
 
 @strawberry.input(description="A new checkout session (or a child of one).")

@@ -14,12 +14,14 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
-from gql_checkout import http_scope
-from gql_checkout.errors import ValidationError
+from gql_checkout.domain.errors import ValidationError
 from gql_checkout.graphql import compiled
 from gql_checkout.graphql.context import GraphQLContext
 from gql_checkout.graphql.schema import GatewaySchema
-from gql_checkout.services import Services
+from gql_checkout.http import raw_asgi
+from gql_checkout.http.metrics import Metrics
+from gql_checkout.services.checkout_sessions import CheckoutService
+from gql_checkout.services.merchants import MerchantService
 
 _TRANSPORT_CODES = {HTTPStatus.BAD_REQUEST: ValidationError.code}
 _MEMBER_TYPES = (
@@ -37,22 +39,34 @@ _PLAN_HEADERS = frozenset({b"content-type", b"accept", b"x-merchant-id", b"autho
 class GraphQLView(GraphQL[GraphQLContext, None]):
     schema: GatewaySchema
 
-    def __init__(self, schema: GatewaySchema, *, services: Services, **options: Any) -> None:
+    def __init__(
+        self,
+        schema: GatewaySchema,
+        *,
+        checkout: CheckoutService,
+        merchants: MerchantService,
+        metrics: Metrics,
+        **options: Any,
+    ) -> None:
         super().__init__(schema, **options)
-        self.services = services
+        self._checkout = checkout
+        self._merchants = merchants
+        self._metrics = metrics
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> GraphQLContext:
-        return self._context(request.scope, http_scope.headers(request.scope, _PLAN_HEADERS))
+        return self._context(request.scope, raw_asgi.headers(request.scope, _PLAN_HEADERS))
 
     def _context(self, scope: Scope, headers: dict[bytes, str]) -> GraphQLContext:
         """Who is calling, from the headers a poll reads anyway (one place for both paths)."""
         return GraphQLContext.create(
-            self.services,
+            service=self._checkout,
+            merchants=self._merchants,
+            metrics=self._metrics,
             merchant_id_header=headers.get(b"x-merchant-id"),
             authorization=headers.get(b"authorization"),
-            client=http_scope.client_host(scope),
+            client=raw_asgi.client_host(scope),
         )
 
     def parse_json(self, data: str | bytes) -> Any:
@@ -87,12 +101,12 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
         if compiler is None or scope["method"] != "POST":
             await self._general(scope, receive, send)
             return
-        headers = http_scope.headers(scope, _PLAN_HEADERS)
+        headers = raw_asgi.headers(scope, _PLAN_HEADERS)
         if _STREAMING.search(headers.get(b"accept", "")):
             await self._general(scope, receive, send)
             return
         # A poll, read straight from the scope: a compiled plan answers it if it can.
-        body = await http_scope.read_body(receive)
+        body = await raw_asgi.read_body(receive)
         context = self._context(scope, headers)
         try:
             query, operation_name, variables = compiled.request_body(
@@ -104,11 +118,11 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             answer = orjson.dumps(await compiled.run_plan(plan, variables, context))
         except compiled.Unsupported:
             # The same context: a reader already checked (and rate-limited) stays checked.
-            receive = http_scope.replaying(body, receive)
+            receive = raw_asgi.replaying(body, receive)
             await self._general(scope, receive, send, context)
             return
         compiler.answered += 1
-        await http_scope.respond(send, HTTPStatus.OK.value, http_scope.json_headers(answer), answer)
+        await raw_asgi.respond(send, HTTPStatus.OK.value, raw_asgi.json_headers(answer), answer)
 
     async def _general(
         self, scope: Scope, receive: Receive, send: Send, context: GraphQLContext | None = None

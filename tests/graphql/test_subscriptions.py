@@ -1,0 +1,214 @@
+"""checkoutSessionUpdated over graphql-transport-ws (Starlette's TestClient runs the app)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient, WebSocketTestSession
+
+from gql_checkout.app import create_app
+from gql_checkout.settings import Settings
+from gql_checkout.storage.migrate import migrate
+from testkit.clock import Clock
+from testkit.documents import CANCEL_MUTATION, CARD, COMPLETE_MUTATION, CREATE_MUTATION
+
+SUBSCRIPTION = """
+subscription Watch($id: ID!) {
+  checkoutSessionUpdated(id: $id) { id checkoutSessionStatus isExpired }
+}
+"""
+PROTOCOL = ["graphql-transport-ws"]
+
+
+@pytest.fixture
+def test_client(settings: Settings, clock: Clock) -> Iterator[TestClient]:
+    async def prepare() -> None:
+        setup = create_app(settings, clock=clock)
+        await migrate(setup.state.container.engine)
+        await setup.state.container.engine.dispose()
+
+    asyncio.run(prepare())
+    app: Starlette = create_app(settings, clock=clock)
+    app.state.container.checkout._resync_seconds = (
+        0.05  # expiry tests move the clock, not real time
+    )
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def merchant_keys(test_client: TestClient) -> tuple[str, str]:
+    service = test_client.app.state.container.merchants  # type: ignore[attr-defined]
+    merchant, api_key = test_client.portal.call(_create_merchant, service)  # type: ignore[union-attr]
+    return str(merchant.id), api_key
+
+
+async def _create_merchant(service: Any) -> Any:
+    return await service.create_merchant(name="Acme")
+
+
+def _post(client: TestClient, api_key: str, query: str, variables: dict[str, Any]) -> Any:
+    response = client.post(
+        "/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+def _create(client: TestClient, api_key: str, **fields: Any) -> dict[str, Any]:
+    variables = {"input": {"amount": 500, "currency": "EUR", **fields}}
+    session: dict[str, Any] = _post(client, api_key, CREATE_MUTATION, variables)[
+        "createCheckoutSession"
+    ]
+    return session
+
+
+def _subscribe(ws: WebSocketTestSession, payload: dict[str, str], session_id: str) -> None:
+    ws.send_json({"type": "connection_init", "payload": payload})
+    assert ws.receive_json() == {"type": "connection_ack"}
+    ws.send_json(
+        {
+            "id": "1",
+            "type": "subscribe",
+            "payload": {"query": SUBSCRIPTION, "variables": {"id": session_id}},
+        }
+    )
+
+
+def _next(ws: WebSocketTestSession) -> dict[str, Any]:
+    message: dict[str, Any] = ws.receive_json()
+    assert message["type"] == "next", message
+    assert message["id"] == "1"
+    return message["payload"]  # type: ignore[no-any-return]
+
+
+def _event(session_id: str, status: str, *, expired: bool = False) -> dict[str, Any]:
+    return {
+        "data": {
+            "checkoutSessionUpdated": {
+                "id": session_id,
+                "checkoutSessionStatus": status,
+                "isExpired": expired,
+            }
+        }
+    }
+
+
+def test_current_state_then_a_change_then_complete(
+    test_client: TestClient, merchant_keys: tuple[str, str]
+) -> None:
+    merchant_id, api_key = merchant_keys
+    session = _create(test_client, api_key)
+
+    with test_client.websocket_connect("/graphql", subprotocols=PROTOCOL) as ws:
+        _subscribe(ws, {"merchantId": merchant_id}, session["id"])
+        first = _next(ws)
+        _post(test_client, api_key, COMPLETE_MUTATION, {"id": session["id"], "paymentMethod": CARD})
+        second = _next(ws)
+        done = ws.receive_json()
+
+    assert first == _event(session["id"], "INITIATED")
+    assert second == _event(session["id"], "COMPLETED")
+    assert done == {"id": "1", "type": "complete"}
+
+
+def test_a_completed_child_reaches_the_parents_subscriber(
+    test_client: TestClient, merchant_keys: tuple[str, str]
+) -> None:
+    merchant_id, api_key = merchant_keys
+    parent = _create(test_client, api_key)
+
+    with test_client.websocket_connect("/graphql", subprotocols=PROTOCOL) as ws:
+        _subscribe(ws, {"merchantId": merchant_id}, parent["id"])
+        assert _next(ws) == _event(parent["id"], "INITIATED")
+        child = _create(test_client, api_key, parentSessionId=parent["id"])
+        # A new current child changes the parent too (its childSession).
+        assert _next(ws) == _event(parent["id"], "INITIATED")
+        _post(test_client, api_key, COMPLETE_MUTATION, {"id": child["id"], "paymentMethod": CARD})
+        propagated = _next(ws)
+        done = ws.receive_json()
+
+    assert propagated == _event(parent["id"], "COMPLETED")
+    assert done["type"] == "complete"
+
+
+def test_the_expiry_is_the_last_event(
+    test_client: TestClient, merchant_keys: tuple[str, str], clock: Clock
+) -> None:
+    merchant_id, api_key = merchant_keys
+    session = _create(test_client, api_key, expiresInSeconds=60)
+
+    with test_client.websocket_connect("/graphql", subprotocols=PROTOCOL) as ws:
+        _subscribe(ws, {"merchantId": merchant_id}, session["id"])
+        assert _next(ws) == _event(session["id"], "INITIATED")
+        clock.advance(seconds=60)
+        expired = _next(ws)
+        done = ws.receive_json()
+
+    assert expired == _event(session["id"], "INITIATED", expired=True)
+    assert done["type"] == "complete"
+
+
+def test_the_hcp_token_authorises_its_own_session(
+    test_client: TestClient, merchant_keys: tuple[str, str]
+) -> None:
+    _, api_key = merchant_keys
+    session = _create(test_client, api_key)
+
+    with test_client.websocket_connect("/graphql", subprotocols=PROTOCOL) as ws:
+        _subscribe(ws, {"hcpToken": session["hcpToken"]}, session["id"])
+        first = _next(ws)
+        _post(test_client, api_key, CANCEL_MUTATION, {"id": session["id"]})
+        last = _next(ws)
+
+    assert first == _event(session["id"], "INITIATED")
+    assert last == _event(session["id"], "CANCELED")
+
+
+@pytest.mark.parametrize("who", ["other-merchant", "other-session-token"])
+def test_another_merchants_or_sessions_subscription_is_forbidden(
+    test_client: TestClient, merchant_keys: tuple[str, str], who: str
+) -> None:
+    _, api_key = merchant_keys
+    session = _create(test_client, api_key)
+    other = _create(test_client, api_key)
+    payload = (
+        {"merchantId": "00000000-0000-4000-8000-000000000000"}
+        if who == "other-merchant"
+        else {"hcpToken": other["hcpToken"]}
+    )
+
+    with test_client.websocket_connect("/graphql", subprotocols=PROTOCOL) as ws:
+        _subscribe(ws, payload, session["id"])
+        message = ws.receive_json()
+
+    codes = [error["extensions"]["code"] for error in _errors(message)]
+    assert codes == ["FORBIDDEN"]
+
+
+def _errors(message: dict[str, Any]) -> list[dict[str, Any]]:
+    if message["type"] == "error":
+        return message["payload"]  # type: ignore[no-any-return]
+    assert message["type"] == "next", message
+    return message["payload"]["errors"]  # type: ignore[no-any-return]
+
+
+def test_a_canceled_session_cannot_be_subscribed(
+    test_client: TestClient, merchant_keys: tuple[str, str]
+) -> None:
+    merchant_id, api_key = merchant_keys
+    session = _create(test_client, api_key)
+    _post(test_client, api_key, CANCEL_MUTATION, {"id": session["id"]})
+
+    with test_client.websocket_connect("/graphql", subprotocols=PROTOCOL) as ws:
+        _subscribe(ws, {"merchantId": merchant_id}, session["id"])
+        message = ws.receive_json()
+
+    assert [error["extensions"]["code"] for error in _errors(message)] == ["SESSION_CANCELED"]
