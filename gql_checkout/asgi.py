@@ -13,7 +13,7 @@ from gql_checkout.settings import Settings
 # in flight hold into an older generation, and enough of that makes a full collection,
 # which walks every remembered row too: with the default, 10 s of polling made 9 full
 # collections of 37-55 ms each (p99 31-48 ms); with this, none, young ones <= 2.5 ms
-# (p99 8 ms). bench.perf measures it; README "Performance".
+# (p99 8 ms). bench.perf measures it; docs/performance.md.
 GC_THRESHOLDS = (5_000, 10, 10)
 
 

@@ -1,6 +1,6 @@
 """The soak's load: workers that poll, create and transition sessions against a real
 server, and subscribers that watch sessions to their end, recording every acknowledged
-write in a `Ledger` (bench/ledger.py). bench/soak.py runs it for a while and checks the
+write in a `Ledger` (testkit/ledger.py). bench/soak.py runs it for a while and checks the
 ledger; tests/e2e/test_crash_recovery.py runs its writes until it kills the server.
 
 Every request has a timeout; workers start nothing once stopped or past the deadline.

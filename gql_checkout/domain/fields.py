@@ -6,8 +6,9 @@ session reads this table:
 
 - ``graphql/types.py`` generates the Strawberry ``CheckoutSession`` type from it;
 - the compiled plans (``graphql/compiled.py``) and the REST shim (``rest/``) render it
-  with ``json_value``, the JSON form Strawberry gives the same values
-  (tests/graphql/test_compiled.py holds the plans to Strawberry, byte for byte).
+  with ``SESSION_JSON`` and ``PROFILE_JSON`` (``json_of`` a field's type: the JSON form
+  Strawberry gives the same values; tests/graphql/test_compiled.py holds the plans to
+  Strawberry, byte for byte).
 
 Adding a field to ``CheckoutSession`` is one row here, then ``make schema`` (and, for a
 REST field, its line in ``http/openapi.json``, which tests/http/test_openapi.py checks
@@ -206,9 +207,18 @@ def json_of(python_type: Any) -> Callable[[Any], Any]:
         return attrgetter("value")
     if isinstance(python_type, type) and dataclasses.is_dataclass(python_type):
         hints = get_type_hints(python_type)
-        named = [(key, attr, json_of(hints[attr])) for key, attr in api_names(python_type)]
-        return lambda value: {key: convert(getattr(value, attr)) for key, attr, convert in named}
+        named = [(key, attr, _converter(hints[attr])) for key, attr in api_names(python_type)]
+        return lambda value: {
+            key: getattr(value, attr) if convert is None else convert(getattr(value, attr))
+            for key, attr, convert in named
+        }
     return _as_is
+
+
+def _converter(python_type: Any) -> Callable[[Any], Any] | None:
+    """``json_of``, or None where a value is written as it is (saves a call a value)."""
+    convert = json_of(python_type)
+    return None if convert is _as_is else convert
 
 
 def value_class(python_type: Any) -> type | None:

@@ -4,7 +4,7 @@ Pages poll the sessions being paid, every second or two, so the few rows, tokens
 ids they read are worth remembering. A key asked for once (a session read by a
 report, or reads spread over a million sessions) is not: keeping it evicts a remembered
 value, and that churn costs more than it saves. REST polls spread evenly over 1,000,000
-sessions, paired A/B of three servers, 8 rounds (README "Performance"): 6,538 req/s and
+sessions, paired A/B of three servers, 8 rounds (docs/performance.md): 6,538 req/s and
 162 µs of CPU a request with ``functools.lru_cache`` memos, 7,381 and 144 µs with no
 memos, 7,198 and 148 µs with this one (likely: evicting a row frees objects that have
 long left the CPU's caches).

@@ -1,7 +1,7 @@
 """Per-client rate limits on reads and writes, on the `limits` library's sliding windows.
 
 Counters live in process memory: with several replicas each enforces its own share
-(the README says how to size them). Reads are counted per merchant and client
+(docs/operations.md says how to size them). Reads are counted per merchant and client
 address (pages poll), writes per merchant (its API key).
 """
 

@@ -2,7 +2,7 @@
 
 Several clients create sessions (roots, children, some with idempotency keys) and
 complete, fail or cancel them as fast as the server answers; every answer without errors
-goes into a ledger (bench/ledger.py). Then the server's process group gets SIGKILL -- no
+goes into a ledger (testkit/ledger.py). Then the server's process group gets SIGKILL -- no
 shutdown, no draining, requests cut off mid-flight -- and a new server starts on the same
 database. Every acknowledged write must be there in its acknowledged state. A write whose
 answer never came may have happened or not, but never halfway: the rows must satisfy

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 import gql_checkout
 from gql_checkout.domain.errors import GatewayError
+from gql_checkout.domain.fields import SESSION_FIELDS, Rest
 
 pytestmark = pytest.mark.anyio
 # The document does not depend on the store: one run is enough.
@@ -115,3 +116,13 @@ def test_the_error_codes_are_those_of_the_exception_tree() -> None:
     documented = set(_document()["components"]["schemas"]["ErrorCode"]["enum"])
 
     assert documented == _error_codes()
+
+
+def test_the_session_schemas_list_the_field_tables_rest_fields_in_its_order() -> None:
+    schemas = _document()["components"]["schemas"]
+    always = [field.name for field in SESSION_FIELDS if field.rest is Rest.ALWAYS]
+    with_init = [field.name for field in SESSION_FIELDS if field.rest is not Rest.NEVER]
+
+    assert list(schemas["CheckoutSession"]["properties"]) == with_init
+    assert list(schemas["ChildCheckoutSession"]["properties"]) == always
+    assert set(schemas["ChildCheckoutSession"]["required"]) == set(always)

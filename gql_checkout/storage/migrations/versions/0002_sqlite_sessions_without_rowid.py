@@ -3,7 +3,7 @@
 A rowid table finds a session by id in two B-trees: the id's index, then the table by
 rowid. Stored by id, one descent finds the row. With a million sessions few of those
 pages are in SQLite's cache, and a poll of a session not read lately spent ~29 µs in
-SQLite against ~19 µs so (README, "Performance"). PostgreSQL is unchanged.
+SQLite against ~19 µs so (docs/performance.md). PostgreSQL is unchanged.
 
 The table is rebuilt from its own stored definition, so its columns and constraints
 stay exactly what the earlier revisions made; the indexes are made again on the new table.

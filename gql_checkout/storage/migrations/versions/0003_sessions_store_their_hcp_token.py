@@ -2,8 +2,8 @@
 
 A poll answers with its session's token. Signed on every read, a token costs a poll of a
 session not read lately ~10 µs of CPU in-process (claims, HMAC, base64 and its memo's
-bookkeeping), a quarter of what such a poll costs beyond a repeated one (README,
-"Performance"). Stored, it comes with the row the poll reads anyway.
+bookkeeping), a quarter of what such a poll costs beyond a repeated one (docs/performance.md).
+Stored, it comes with the row the poll reads anyway.
 
 Storing it exposes nothing new: a session's id and its merchant's id, both in the same
 row, are all a read needs, and a read answers with the token. Rows made before this
