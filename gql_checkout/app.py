@@ -60,7 +60,11 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             hcp_auth_route(checkout=container.checkout),
-            *health.routes(ping=container.checkout.ping, metrics=container.metrics),
+            *health.routes(
+                ping=container.checkout.ping,
+                metrics=container.metrics,
+                metrics_token=settings.metrics_token,
+            ),
             *openapi.routes,
         ],
         middleware=[

@@ -41,13 +41,16 @@ def build_container(settings: Settings, *, clock: Clock = utc_now) -> Container:
     engine = create_engine(settings.database_url)
     bus = create_bus(engine)
     reads = create_reads(engine)
+    # One set of keys: sessions sign and nginx's gate verifies with it, and reads accept
+    # a session's token as their merchant's credential.
+    tokens = HcpTokens(settings.hcp_secrets)
     return Container(
         engine=engine,
         bus=bus,
         reads=reads,
         checkout=CheckoutService(
             engine=engine,
-            tokens=HcpTokens(settings.hcp_secrets),
+            tokens=tokens,
             bus=bus,
             clock=clock,
             reads=reads,
@@ -57,6 +60,8 @@ def build_container(settings: Settings, *, clock: Clock = utc_now) -> Container:
             limiter=RateLimiter(
                 reads=settings.limits.reads_per_client, writes=settings.limits.writes_per_merchant
             ),
+            tokens=tokens,
+            merchant_header=settings.merchant_header,
             clock=clock,
         ),
         metrics=Metrics(engine),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import limits
 
+from gql_checkout.services.merchants import MerchantHeader
 from gql_checkout.storage.engine import sqlite_file
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./gql_checkout.db"
@@ -32,6 +33,10 @@ class Limits:
     max_depth: int = 10
     max_aliases: int = 15
     max_tokens: int = 2_000
+    # A document's size, comments and white space included (the token limit counts
+    # neither), and the field pairs its validation may compare (graphql/documents.py).
+    max_document_bytes: int = 64 * 1024
+    max_merge_work: int = 2_000
     max_body_bytes: int = 1024 * 1024
     max_batch: int = 10
     max_subscriptions_per_connection: int = 20
@@ -57,6 +62,12 @@ class Settings:
     # Hot `checkoutSession` queries run by compiled plans (gql_checkout/graphql/compiled.py);
     # off, every operation goes through Strawberry's executor. The answers are the same.
     compiled_queries: bool = True
+    # Whether X-Merchant-Id (or connection_init's merchantId) alone lets a read through:
+    # `trusted` (the contract), or `api-key-only` (a read needs an API key or an hcpToken).
+    merchant_header: MerchantHeader = MerchantHeader.TRUSTED
+    # When set, GET /metrics needs `Authorization: Bearer <this>` (for a port nginx does
+    # not hide); unset, it answers everyone, as behind the shipped nginx.
+    metrics_token: str | None = None
 
     @property
     def is_production(self) -> bool:
@@ -89,6 +100,8 @@ class Settings:
             otel_tracing=_flag(env, "GQL_CHECKOUT_OTEL_TRACING"),
             access_log=_flag(env, "GQL_CHECKOUT_ACCESS_LOG"),
             compiled_queries=_flag(env, "GQL_CHECKOUT_COMPILED_QUERIES", default=True),
+            merchant_header=_merchant_header(env.get("GQL_CHECKOUT_MERCHANT_HEADER", "")),
+            metrics_token=_metrics_token(env.get("GQL_CHECKOUT_METRICS_TOKEN", "")),
         )
 
 
@@ -126,6 +139,38 @@ def _limits_from_env(env: Mapping[str, str]) -> Limits:
             raise SettingsError(f"{name} must be positive")
         overrides[limit.name] = value
     return Limits(**overrides)  # type: ignore[arg-type]
+
+
+def _merchant_header(raw: str) -> MerchantHeader:
+    value = raw.strip().lower()
+    if not value:
+        return MerchantHeader.TRUSTED
+    try:
+        return MerchantHeader(value)
+    except ValueError:
+        choices = " or ".join(repr(mode.value) for mode in MerchantHeader)
+        raise SettingsError(
+            f"GQL_CHECKOUT_MERCHANT_HEADER must be {choices}, not {raw!r}"
+        ) from None
+
+
+MIN_METRICS_TOKEN_LENGTH = 16
+
+
+def _metrics_token(raw: str) -> str | None:
+    token = raw.strip()
+    if not token:
+        return None
+    # Sent as `Authorization: Bearer <token>`: one run of visible ASCII characters.
+    if not all("!" <= char <= "~" for char in token):
+        raise SettingsError(
+            "GQL_CHECKOUT_METRICS_TOKEN must be visible ASCII characters without spaces"
+        )
+    if len(token) < MIN_METRICS_TOKEN_LENGTH:
+        raise SettingsError(
+            f"GQL_CHECKOUT_METRICS_TOKEN needs at least {MIN_METRICS_TOKEN_LENGTH} characters"
+        )
+    return token
 
 
 def _parse_secrets(raw: str) -> tuple[str, ...]:

@@ -16,10 +16,10 @@ tests/graphql/test_compiled.py proves both paths give byte-identical responses.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -36,7 +36,6 @@ from graphql import (
     SelectionSetNode,
     StringValueNode,
     VariableNode,
-    parse,
 )
 from strawberry.schema.schema import validate_document
 
@@ -52,6 +51,7 @@ from gql_checkout.domain.fields import (
 from gql_checkout.domain.merchants import MerchantProfile
 from gql_checkout.domain.validation import parse_uuid
 from gql_checkout.graphql.context import GraphQLContext
+from gql_checkout.graphql.documents import Admitted, Documents
 
 MAX_PLANS = 256  # distinct documents kept compiled; a client sending more gets the general path
 
@@ -94,22 +94,40 @@ _TYPENAMES = {
 class Compiler:
     """Documents to plans, for one schema, its validation rules and its token limit."""
 
-    def __init__(self, schema: Any, rules: Sequence[Any], max_tokens: int) -> None:
+    def __init__(self, schema: Any, rules: Sequence[Any], documents: Documents) -> None:
         self._schema = schema
         self._rules = tuple(rules)
-        self._max_tokens = max_tokens
-        self.plan = lru_cache(maxsize=MAX_PLANS)(self._plan)
+        self._documents = documents
+        # Plans by the document's digest and the operation's name: never by the text.
+        self._plans: OrderedDict[tuple[bytes, str | None], Plan | None] = OrderedDict()
         self.answered = 0  # requests a plan answered (the rest went to Strawberry)
 
-    def _plan(self, query: str, operation_name: str | None) -> Plan | None:
+    def plan(self, query: str, operation_name: str | None) -> Plan | None:
+        """The plan of a document admitted and valid, or None (Strawberry answers)."""
         try:
-            document = parse(query, max_tokens=self._max_tokens)
+            admitted = self._documents.admit(query)
         except GraphQLError:
             return None
-        if validate_document(self._schema, document, self._rules):
+        key = (admitted.digest, operation_name)
+        if key in self._plans:
+            self._plans.move_to_end(key)
+            return self._plans[key]
+        plan = self._plan(admitted, operation_name)
+        self._plans[key] = plan
+        if len(self._plans) > MAX_PLANS:
+            self._plans.popitem(last=False)
+        return plan
+
+    def _plan(self, admitted: Admitted, operation_name: str | None) -> Plan | None:
+        validation = (admitted.digest, self._rules)
+        errors = self._documents.validated(validation)
+        if errors is None:
+            errors = validate_document(self._schema, admitted.document, self._rules)
+            self._documents.remember_validation(validation, errors)
+        if errors:
             return None
         try:
-            return _compile(document, operation_name)
+            return _compile(admitted.document, operation_name)
         except Unsupported:
             return None
 

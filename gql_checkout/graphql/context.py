@@ -33,6 +33,10 @@ class GraphQLContext:
     now: datetime
     # Set by Strawberry from a websocket's connection_init payload.
     connection_params: dict[str, object] | None = None
+    # What the caller's identity is charged against the rate limits when first resolved:
+    # the request's root fields (graphql/view.py counts them), else one.
+    read_cost: int = 1
+    write_cost: int = 1
     _reader: UUID | None = field(default=None, init=False)
     _writer: Merchant | None = field(default=None, init=False)
     # Root fields resolve concurrently: the lock makes the credential check run once.
@@ -79,27 +83,36 @@ class GraphQLContext:
                 merchant_id=self._claimed_merchant_id(),
                 authorization=self.authorization,
                 client=self.client,
+                cost=self.read_cost,
             )
         return self._reader
 
     async def subscriber(self, checkout_session_id: UUID) -> UUID:
         """The merchant a subscription acts for: connection_init's hcpToken or merchantId,
-        else the upgrade request's headers (as for reads)."""
+        else the upgrade request's headers (as for reads). Each subscription's start counts
+        as one read against the limits, however many a connection opens."""
         params = self.connection_params or {}
         token = params.get("hcpToken")
+        merchant_id = params.get("merchantId")
         if token is not None:
             if not isinstance(token, str):
                 raise ValidationError.on("hcpToken", "must be a string")
             session = await self.service.authorize_hcp_token(token=token)
             if session.id != checkout_session_id:
                 raise Forbidden("The hcpToken grants access to another checkout session.")
-            return session.merchant_id
-        merchant_id = params.get("merchantId")
-        if merchant_id is not None:
+            subscriber = session.merchant_id
+        elif merchant_id is not None:
             if not isinstance(merchant_id, str):
                 raise ValidationError.on("merchantId", "must be a UUID")
-            return parse_uuid(merchant_id, field="merchantId")
-        return await self.reader()
+            subscriber = self.merchants.claimed_reader(parse_uuid(merchant_id, field="merchantId"))
+        else:
+            return await self.merchants.resolve_reader(
+                merchant_id=self._claimed_merchant_id(),
+                authorization=self.authorization,
+                client=self.client,
+            )
+        await self.merchants.count_read(merchant_id=subscriber, client=self.client)
+        return subscriber
 
     async def writer(self) -> Merchant:
         """The merchant of the API key; every mutation needs one."""
@@ -109,7 +122,9 @@ class GraphQLContext:
     async def _resolve_writer(self) -> Merchant:
         if self._writer is None:
             self._writer = await self.merchants.resolve_writer(
-                authorization=self.authorization, merchant_id=self._claimed_merchant_id()
+                authorization=self.authorization,
+                merchant_id=self._claimed_merchant_id(),
+                cost=self.write_cost,
             )
         return self._writer
 

@@ -11,7 +11,7 @@ from strawberry.extensions import SchemaExtension
 from gql_checkout.graphql.context import GraphQLContext
 from gql_checkout.graphql.extensions import PARSE_FAILED, VALIDATION_FAILED
 
-_UNLABELLED = "invalid"
+UNLABELLED = "invalid"
 
 
 class OperationMetrics(SchemaExtension):
@@ -28,8 +28,8 @@ class OperationMetrics(SchemaExtension):
         code = str((errors[0].extensions or {}).get("code")) if errors else "OK"
         valid = code not in {PARSE_FAILED, VALIDATION_FAILED}
         context.context.metrics.observe_graphql(
-            operation_type=context.operation_type.value if valid else _UNLABELLED,
-            root_fields=self._root_fields() if valid else _UNLABELLED,
+            operation_type=context.operation_type.value if valid else UNLABELLED,
+            root_fields=self._root_fields() if valid else UNLABELLED,
             code=code,
             started=started,
         )
@@ -37,7 +37,7 @@ class OperationMetrics(SchemaExtension):
     def _root_fields(self) -> str:
         document = self.execution_context.graphql_document
         if document is None:
-            return _UNLABELLED
+            return UNLABELLED
         names = {
             selection.name.value if isinstance(selection, FieldNode) else "fragment"
             for definition in document.definitions

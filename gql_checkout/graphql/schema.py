@@ -14,12 +14,7 @@ from graphql import (
     ValidationContext,
     specified_rules,
 )
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.config import StrawberryConfig
@@ -37,11 +32,8 @@ from gql_checkout.domain.validation import (
 )
 from gql_checkout.graphql.compiled import Compiler
 from gql_checkout.graphql.context import Info
-from gql_checkout.graphql.extensions import (
-    MarkValidationErrors,
-    ReportingParserCache,
-    code_errors,
-)
+from gql_checkout.graphql.documents import Documents
+from gql_checkout.graphql.extensions import AdmitDocuments, MarkValidationErrors, code_errors
 from gql_checkout.graphql.observability import OperationMetrics
 from gql_checkout.graphql.types import (
     CheckoutSessionType,
@@ -162,7 +154,9 @@ DATETIME = strawberry.scalar(
 
 
 class GatewaySchema(strawberry.Schema):
-    # Set by build_schema: plans for hot queries, validated by this schema's own rules.
+    # Set by build_schema: what admits documents (limits, digest-keyed caches), and plans
+    # for hot queries validated by this schema's own rules.
+    documents: Documents
     compiler: Compiler | None = None
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
@@ -218,8 +212,8 @@ def build_schema(
     compiled: bool = True,
 ) -> GatewaySchema:
     limits = limits or Limits()
-    # The rule classes are built once: ValidationCache keys on them, so a rule class made
-    # per request would never hit (strawberry issue 4635).
+    # The rule classes are built once: the validation cache keys on them, so a rule class
+    # made per request would never hit (strawberry issue 4635).
     rules: list[type[ASTValidationRule]] = [
         _depth_rule(limits.max_depth),
         alias_rule(limits.max_aliases),
@@ -230,16 +224,21 @@ def build_schema(
     def validation_rules() -> SchemaExtension:
         return AddValidationRules(rules)
 
-    def token_limit() -> SchemaExtension:
-        return MaxTokensLimiter(max_token_count=limits.max_tokens)
+    # One for the schema: its caches serve every request, and the compiled plans too.
+    documents = Documents(
+        max_bytes=limits.max_document_bytes,
+        max_tokens=limits.max_tokens,
+        max_merge_work=limits.max_merge_work,
+    )
+
+    def admit_documents() -> SchemaExtension:
+        return AdmitDocuments(documents)
 
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         OperationMetrics,
         MarkValidationErrors,
-        token_limit,
         validation_rules,
-        ReportingParserCache,
-        ValidationCache,
+        admit_documents,
     ]
     if tracing:
         # Imported only when asked for: OpenTelemetry is an optional extra.
@@ -257,7 +256,8 @@ def build_schema(
             batching_config={"max_operations": limits.max_batch},
         ),
     )
+    schema.documents = documents
     if compiled and not tracing:  # a plan runs no resolvers: it would have no spans
         # Strawberry's rules for a request: graphql-core's, then those added above.
-        schema.compiler = Compiler(schema._schema, (*specified_rules, *rules), limits.max_tokens)
+        schema.compiler = Compiler(schema._schema, (*specified_rules, *rules), documents)
     return schema

@@ -112,7 +112,22 @@ class HcpTokens:
             if not isinstance(claims["exp"], int) or claims["exp"] <= now.timestamp():
                 raise Unauthenticated("The hcpToken has expired.")
             return HcpClaims(
-                checkout_session_id=UUID(claims["sub"]), merchant_id=UUID(claims["mid"])
+                checkout_session_id=_uuid_claim(claims["sub"]),
+                merchant_id=_uuid_claim(claims["mid"]),
             )
         except (jwt.InvalidTokenError, ValueError, TypeError):
             raise Unauthenticated("The hcpToken is not valid.") from None
+
+    @staticmethod
+    def looks_like_token(credential: str) -> bool:
+        """Whether a bearer credential is shaped as an hcpToken (a JWT: three dot-separated
+        segments) rather than an API key (``gqlc_sk_`` and URL-safe base64, no dot)."""
+        return credential.count(".") == 2
+
+
+def _uuid_claim(value: object) -> UUID:
+    # A validly signed claim of another type (a list, a number) is a bad token, not a crash:
+    # UUID() raises AttributeError for anything but a string.
+    if not isinstance(value, str):
+        raise ValueError("a UUID claim must be a string")
+    return UUID(value)

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from enum import StrEnum
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,10 +20,25 @@ from gql_checkout.domain.merchants import (
     MerchantProfile,
 )
 from gql_checkout.domain.validation import parse_bearer
+from gql_checkout.services.hcp_tokens import HcpTokens
 from gql_checkout.services.rate_limits import RateLimiter
 from gql_checkout.storage import repository
 
 API_KEY_PREFIX = "gqlc_sk_"
+_CREDENTIAL_REQUIRED = (
+    "Reads need an Authorization: Bearer <apiKey> or <hcpToken> header: "
+    "a merchant id alone is not accepted."
+)
+
+
+class MerchantHeader(StrEnum):
+    """What a merchant id named by the caller, with no credential, is worth on a read
+    (``X-Merchant-Id``, connection_init's ``merchantId``)."""
+
+    # Enough to read (the contract): the session id's random bits are the secret.
+    TRUSTED = "trusted"
+    # Not enough: a read also needs an API key or an hcpToken of that merchant.
+    API_KEY_ONLY = "api-key-only"
 
 
 def _new_api_key() -> str:
@@ -36,10 +52,18 @@ def _hash_api_key(api_key: str) -> str:
 
 class MerchantService:
     def __init__(
-        self, *, engine: AsyncEngine, limiter: RateLimiter, clock: Clock = utc_now
+        self,
+        *,
+        engine: AsyncEngine,
+        limiter: RateLimiter,
+        tokens: HcpTokens,
+        merchant_header: MerchantHeader = MerchantHeader.TRUSTED,
+        clock: Clock = utc_now,
     ) -> None:
         self._engine = engine
         self._limiter = limiter
+        self._tokens = tokens
+        self._merchant_header = merchant_header
         self._clock = clock
 
     async def authenticate(self, *, authorization: str) -> Merchant:
@@ -53,29 +77,55 @@ class MerchantService:
         return found[0]
 
     async def resolve_reader(
-        self, *, merchant_id: UUID | None, authorization: str | None, client: str
+        self, *, merchant_id: UUID | None, authorization: str | None, client: str, cost: int = 1
     ) -> UUID:
-        """The merchant a read acts for: X-Merchant-Id, or the API key's, which must agree;
-        counted against the read limit of that merchant and client address."""
-        if authorization is None:
-            if merchant_id is None:
-                raise ValidationError.on(
-                    "X-Merchant-Id", "is required (or an Authorization: Bearer <apiKey> header)"
-                )
-            reader = merchant_id
+        """The merchant a read acts for: X-Merchant-Id (if the mode trusts it alone), or the
+        merchant of the bearer credential (an API key, or an hcpToken), which must agree
+        with X-Merchant-Id; counted against the read limit of that merchant and client."""
+        if authorization is not None:
+            reader = await self._credential_reader(authorization, claimed=merchant_id)
+        elif merchant_id is not None:
+            reader = self.claimed_reader(merchant_id)
+        elif self._merchant_header is MerchantHeader.API_KEY_ONLY:
+            raise Unauthenticated(_CREDENTIAL_REQUIRED)
         else:
-            reader = (await self._authorized(authorization, claimed=merchant_id)).id
-        await self._limiter.check_read(merchant_id=reader, client=client)
+            raise ValidationError.on(
+                "X-Merchant-Id", "is required (or an Authorization: Bearer <apiKey> header)"
+            )
+        await self._limiter.check_read(merchant_id=reader, client=client, cost=cost)
         return reader
 
+    async def count_read(self, *, merchant_id: UUID, client: str) -> None:
+        """One read of a caller already identified (a subscription's start)."""
+        await self._limiter.check_read(merchant_id=merchant_id, client=client)
+
+    def claimed_reader(self, merchant_id: UUID) -> UUID:
+        """A merchant the caller names without a credential (X-Merchant-Id, connection_init's
+        merchantId): accepted as the reader only while the merchant header is trusted."""
+        if self._merchant_header is MerchantHeader.API_KEY_ONLY:
+            raise Unauthenticated(_CREDENTIAL_REQUIRED)
+        return merchant_id
+
+    async def _credential_reader(self, authorization: str, *, claimed: UUID | None) -> UUID:
+        """The merchant of a read's bearer credential: an API key, or an hcpToken (what
+        nginx passes on from the hosted checkout page), valid now (signature, audience,
+        expiry) and of the merchant X-Merchant-Id names, if it names one."""
+        credential = parse_bearer(authorization)
+        if not self._tokens.looks_like_token(credential):
+            return (await self._authorized(authorization, claimed=claimed)).id
+        claims = self._tokens.verify(credential, now=self._clock())
+        if claimed is not None and claimed != claims.merchant_id:
+            raise Forbidden("The hcpToken belongs to another merchant than X-Merchant-Id.")
+        return claims.merchant_id
+
     async def resolve_writer(
-        self, *, authorization: str | None, merchant_id: UUID | None
+        self, *, authorization: str | None, merchant_id: UUID | None, cost: int = 1
     ) -> Merchant:
         """The merchant a write acts for: its API key is required; counted per merchant."""
         if authorization is None:
             raise Unauthenticated("Writes need an Authorization: Bearer <apiKey> header.")
         merchant = await self._authorized(authorization, claimed=merchant_id)
-        await self._limiter.check_write(merchant_id=merchant.id)
+        await self._limiter.check_write(merchant_id=merchant.id, cost=cost)
         return merchant
 
     async def _authorized(self, authorization: str, *, claimed: UUID | None) -> Merchant:

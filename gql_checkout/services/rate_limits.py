@@ -25,16 +25,18 @@ class RateLimiter:
         self._writes = limits.parse(writes) if writes else None
         self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
 
-    async def check_read(self, *, merchant_id: UUID, client: str) -> None:
-        if self._reads is not None:
-            await self._hit(self._reads, "read", str(merchant_id), client)
+    async def check_read(self, *, merchant_id: UUID, client: str, cost: int = 1) -> None:
+        """Counts ``cost`` reads (a GraphQL request's root fields); RateLimited if over."""
+        if self._reads is not None and cost > 0:
+            await self._hit(self._reads, cost, "read", str(merchant_id), client)
 
-    async def check_write(self, *, merchant_id: UUID) -> None:
-        if self._writes is not None:
-            await self._hit(self._writes, "write", str(merchant_id))
+    async def check_write(self, *, merchant_id: UUID, cost: int = 1) -> None:
+        """Counts ``cost`` writes; RateLimited if over (and then none of them is counted)."""
+        if self._writes is not None and cost > 0:
+            await self._hit(self._writes, cost, "write", str(merchant_id))
 
-    async def _hit(self, item: limits.RateLimitItem, *identifiers: str) -> None:
-        if await self._limiter.hit(item, *identifiers):
+    async def _hit(self, item: limits.RateLimitItem, cost: int, *identifiers: str) -> None:
+        if await self._limiter.hit(item, *identifiers, cost=cost):
             return
         stats = await self._limiter.get_window_stats(item, *identifiers)
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))

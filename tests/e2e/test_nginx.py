@@ -33,12 +33,13 @@ from testkit.documents import (
 )
 from testkit.documents import graphql as graphql_request
 from testkit.merchants import TEST_SECRET, MerchantCredentials
-from testkit.server import LiveServer
+from testkit.server import LiveServer, running_server
 from tests.nginx import EchoBackend, find_nginx, running_echo_backend, running_nginx
 
 pytestmark = [pytest.mark.nginx, pytest.mark.server, pytest.mark.anyio]
 
 OTHER_SECRET = "another-deployment-secret-" + "z" * 40
+METRICS_TOKEN = "metrics-token-" + "m" * 20
 HCP_AUDIENCE = "gql-checkout:hcp"
 WS_TIMEOUT_S = 10.0
 
@@ -90,6 +91,34 @@ def stack(
             server=live_server,
             backend=hcp_backend,
             merchant=live_server.create_merchant("Acme"),
+        )
+
+
+@pytest.fixture
+def strict_stack(nginx_binary: str, hcp_backend: EchoBackend, tmp_path: Path) -> Iterator[Stack]:
+    """As ``stack``, with a gateway that trusts no bare X-Merchant-Id and guards /metrics."""
+    server_dir = tmp_path / "strict-server"
+    nginx_dir = tmp_path / "strict-nginx"
+    server_dir.mkdir()
+    nginx_dir.mkdir()
+    extra_env = {
+        "GQL_CHECKOUT_MERCHANT_HEADER": "api-key-only",
+        "GQL_CHECKOUT_METRICS_TOKEN": METRICS_TOKEN,
+    }
+    with (
+        running_server(server_dir, extra_env=extra_env) as server,
+        running_nginx(
+            nginx_binary,
+            nginx_dir,
+            gateway=server.base_url.removeprefix("http://"),
+            hcp_backend=f"127.0.0.1:{hcp_backend.port}",
+        ) as nginx,
+    ):
+        yield Stack(
+            nginx=nginx,
+            server=server,
+            backend=hcp_backend,
+            merchant=server.create_merchant("Acme"),
         )
 
 
@@ -153,7 +182,73 @@ async def test_a_valid_token_reaches_the_backend_with_the_sessions_ids(
     assert _header_values(seen, "X-Checkout-Session-Id") == [session["id"]]
     assert _header_values(seen, "X-Merchant-Id") == [stack.merchant.merchant_id]
     assert _header_values(seen, "X-Request-Id") == ["req-abc.1"]
+    # The token nginx verified, passed on: the backend's credential when it reads.
+    assert _header_values(seen, "Authorization") == [f"Bearer {session['hcpToken']}"]
     assert stack.backend.received == [seen]
+
+
+@pytest.mark.parametrize(
+    "spoofed",
+    [
+        {"X-Merchant-Id": "00000000-0000-4000-8000-000000000000"},
+        {"x-merchant-id": "00000000-0000-4000-8000-000000000000"},
+        {"X-Merchant-Id": ""},
+    ],
+    ids=["other-merchant", "lower-case", "empty"],
+)
+async def test_a_client_x_merchant_id_never_reaches_the_backend(
+    stack: Stack, nginx_client: httpx.AsyncClient, spoofed: dict[str, str]
+) -> None:
+    session = await create_session(nginx_client, stack.merchant.api_key)
+
+    response = await nginx_client.get(
+        "/hcp/pay", headers={**_bearer(session["hcpToken"]), **spoofed}
+    )
+
+    assert response.status_code == 200, response.text
+    assert _header_values(response.json(), "X-Merchant-Id") == [stack.merchant.merchant_id]
+
+
+async def test_in_api_key_only_mode_the_backend_reads_with_what_nginx_passed_on(
+    strict_stack: Stack,
+) -> None:
+    """GQL_CHECKOUT_MERCHANT_HEADER=api-key-only behind this nginx: a bare X-Merchant-Id
+    reads nothing, and the HCP backend reads its session with the headers nginx gave it."""
+    merchant = strict_stack.merchant
+    async with (
+        httpx.AsyncClient(base_url=strict_stack.nginx, timeout=10.0) as edge,
+        httpx.AsyncClient(base_url=strict_stack.server.base_url, timeout=10.0) as backend,
+    ):
+        session = await create_session(edge, merchant.api_key)
+        path = f"/v1/checkout-sessions/{session['id']}"
+        bare = await edge.get(path, headers=merchant.read_headers)
+        spoofed = "00000000-0000-4000-8000-000000000000"
+        page = await edge.get(
+            "/hcp/pay", headers={**_bearer(session["hcpToken"]), "X-Merchant-Id": spoofed}
+        )
+        seen = page.json()
+        # What the HCP backend does: read from the gateway with the headers it was given.
+        forwarded = {
+            name: value
+            for name, value in seen["headers"]
+            if name.lower() in {"x-merchant-id", "authorization"}
+        }
+        backend_read = await backend.get(path, headers=forwarded)
+        # A client claiming another merchant beside its own token is refused at the edge.
+        claimed = await edge.get(
+            path, headers={**_bearer(session["hcpToken"]), "X-Merchant-Id": spoofed}
+        )
+        open_metrics = await backend.get("/metrics")
+        metrics = await backend.get("/metrics", headers=_bearer(METRICS_TOKEN))
+
+    assert (bare.status_code, bare.json()["code"]) == (401, "UNAUTHENTICATED")
+    assert page.status_code == 200, page.text
+    assert backend_read.status_code == 200, backend_read.text
+    assert backend_read.json()["data"]["checkoutSession"]["id"] == session["id"]
+    assert (claimed.status_code, claimed.json()["code"]) == (403, "FORBIDDEN")
+    assert (open_metrics.status_code, open_metrics.json()["code"]) == (401, "UNAUTHENTICATED")
+    assert metrics.status_code == 200
+    assert "gql_checkout_http_requests_total" in metrics.text
 
 
 async def test_nginx_supplies_a_request_id_when_the_client_sends_none(

@@ -10,7 +10,9 @@ replaced by these assertions.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from starlette.testclient import TestClient
 from gql_checkout.settings import Settings
 from testkit.clock import Clock
 from testkit.documents import CANCEL_MUTATION, CARD, COMPLETE_MUTATION, FAIL_MUTATION
-from tests.fuzzing import CANONICAL_UUID, FUZZ_SETTINGS, UUID_LIKE, Seed, seeded_app
+from tests.fuzzing import CANONICAL_UUID, FUZZ_SETTINGS, UUID_LIKE, Kind, Seed, seeded_app
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -233,5 +235,79 @@ def test_bodies_that_are_not_json_get_a_coded_400(client: tuple[TestClient, Seed
         assert [error["extensions"]["code"] for error in response.json()["errors"]] == [
             "VALIDATION_ERROR"
         ]
+
+    check()
+
+
+_SELECTIONS = st.sampled_from(
+    [
+        "id",
+        "__typename",
+        "childSession { id }",
+        "parentSession { childSession { id } }",
+        "... on CheckoutSession { id }",
+        "...F",
+        "appearance { theme }",
+        "x: id",
+        "unknownField",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class HostileDocument:
+    """A wide, repetitive, nested or padded document, described small (its repr is what
+    Hypothesis prints) and built on demand."""
+
+    selection: str
+    repeats: int
+    nesting: tuple[int, ...]
+    padding: int
+
+    def text(self, session_id: str) -> str:
+        body = " ".join([self.selection] * self.repeats)
+        for times in self.nesting:
+            body = " ".join([f"childSession {{ {body} }}"] * times)
+        document = f'{{ checkoutSession(id: "{session_id}") {{ {body} }} }}'
+        if "...F" in body:
+            document += " fragment F on CheckoutSession { id childSession { id } }"
+        return f"# {'p' * self.padding}\n{document}" if self.padding else document
+
+
+HOSTILE_DOCUMENTS = st.builds(
+    HostileDocument,
+    selection=_SELECTIONS,
+    repeats=st.integers(min_value=1, max_value=600),
+    nesting=st.lists(st.integers(min_value=1, max_value=3), max_size=6).map(tuple),
+    padding=st.sampled_from([0, 10, 30_000, 70_000]),
+)
+
+
+def test_hostile_documents_and_batches_are_answered_quickly_and_coded(
+    client: tuple[TestClient, Seed],
+) -> None:
+    test_client, seed = client
+
+    @FUZZ_SETTINGS
+    @given(hostile=st.lists(HOSTILE_DOCUMENTS, min_size=1, max_size=4))
+    def check(hostile: list[HostileDocument]) -> None:
+        documents = [document.text(str(seed.sessions[Kind.OPEN].id)) for document in hostile]
+        body: object = [{"query": document} for document in documents]
+        if len(documents) == 1:
+            body = {"query": documents[0]}
+        started = time.perf_counter()
+        response = test_client.post("/graphql", json=body, headers=seed.merchant.read_headers)
+        elapsed = time.perf_counter() - started
+
+        note(f"{elapsed:.3f} s")
+        assert response.status_code < 500, response.text
+        if response.status_code == 413:  # over the body limit: the middleware's problem+json
+            assert response.json()["code"] == "PAYLOAD_TOO_LARGE"
+            return
+        for answer in response.json() if isinstance(response.json(), list) else [response.json()]:
+            assert_coded(response.status_code, answer)
+        # Generous: each refused or validated document costs milliseconds; before the
+        # limits, 600 repeated sub-selections took seconds.
+        assert elapsed < 1.0 * len(documents)
 
     check()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -212,3 +213,50 @@ def test_a_canceled_session_cannot_be_subscribed(
         message = ws.receive_json()
 
     assert [error["extensions"]["code"] for error in _errors(message)] == ["SESSION_CANCELED"]
+
+
+@pytest.fixture
+def limited_test_client(
+    settings: Settings, clock: Clock, test_client: TestClient
+) -> Iterator[TestClient]:
+    """A second app on the same (migrated) database, reads limited to 3 a minute."""
+    limits = replace(settings.limits, reads_per_client="3/minute")
+    with TestClient(create_app(replace(settings, limits=limits), clock=clock)) as client:
+        yield client
+
+
+def test_each_subscription_start_counts_as_a_read(
+    test_client: TestClient, limited_test_client: TestClient, merchant_keys: tuple[str, str]
+) -> None:
+    merchant_id, api_key = merchant_keys
+    session = _create(test_client, api_key)
+    subscribe = {"query": SUBSCRIPTION, "variables": {"id": session["id"]}}
+
+    with limited_test_client.websocket_connect("/graphql", subprotocols=PROTOCOL) as ws:
+        ws.send_json({"type": "connection_init", "payload": {"merchantId": merchant_id}})
+        assert ws.receive_json() == {"type": "connection_ack"}
+        firsts = []
+        for operation in ("1", "2", "3", "4"):
+            ws.send_json({"id": operation, "type": "subscribe", "payload": subscribe})
+            firsts.append(ws.receive_json())
+
+    assert [message["id"] for message in firsts] == ["1", "2", "3", "4"]
+    # the first three sent the session's state; the fourth was over the limit
+    assert [message["payload"].get("errors") is None for message in firsts[:3]] == [True] * 3
+    codes = [error["extensions"]["code"] for error in _errors(firsts[3])]
+    assert codes == ["RATE_LIMITED"]
+
+
+def test_a_query_that_is_not_a_string_is_a_coded_error(
+    test_client: TestClient, merchant_keys: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    merchant_id, _ = merchant_keys
+
+    with test_client.websocket_connect("/graphql", subprotocols=PROTOCOL) as ws:
+        ws.send_json({"type": "connection_init", "payload": {"merchantId": merchant_id}})
+        assert ws.receive_json() == {"type": "connection_ack"}
+        ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": 5}})
+        message = ws.receive_json()
+
+    assert [error["extensions"]["code"] for error in _errors(message)] == ["VALIDATION_ERROR"]
+    assert not [record for record in caplog.records if record.levelname in {"ERROR", "CRITICAL"}]

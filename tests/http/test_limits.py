@@ -51,18 +51,27 @@ async def test_rest_reads_are_rate_limited_per_client(
     assert refused.headers["content-type"] == "application/problem+json"
 
 
+async def _post(client: httpx.AsyncClient, body: object, headers: dict[str, str]) -> httpx.Response:
+    return await client.post("/graphql", json=body, headers=headers)
+
+
+def _assert_limited(response: httpx.Response) -> None:
+    assert response.status_code == 429, response.text
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    assert error_codes(response.json()) == ["RATE_LIMITED"]
+    assert "data" not in response.json()  # refused whole, before any of it ran
+
+
 async def test_graphql_reads_share_the_same_limit(
     client: httpx.AsyncClient, limited_client: httpx.AsyncClient, merchant: MerchantCredentials
 ) -> None:
     session = await create_session(client, merchant.api_key)
-    variables = {"id": session["id"]}
+    body = {"query": STATUS_QUERY, "variables": {"id": session["id"]}}
 
-    bodies = [
-        await graphql(limited_client, STATUS_QUERY, variables, merchant.read_headers)
-        for _ in range(4)
-    ]
+    responses = [await _post(limited_client, body, merchant.read_headers) for _ in range(4)]
 
-    assert [error_codes(body) for body in bodies] == [[], [], [], ["RATE_LIMITED"]]
+    assert [error_codes(r.json()) for r in responses[:3]] == [[], [], []]
+    _assert_limited(responses[3])
 
 
 async def test_writes_are_rate_limited_per_merchant(
@@ -74,21 +83,75 @@ async def test_writes_are_rate_limited_per_merchant(
     sessions = [await create_session(client, merchant.api_key) for _ in range(3)]
     other = await create_session(client, other_merchant.api_key)
 
-    bodies = [
-        await graphql(limited_client, CANCEL_MUTATION, {"id": s["id"]}, merchant.write_headers)
+    responses = [
+        await _post(
+            limited_client,
+            {"query": CANCEL_MUTATION, "variables": {"id": s["id"]}},
+            merchant.write_headers,
+        )
         for s in sessions
     ]
     others = await graphql(
         limited_client, CANCEL_MUTATION, {"id": other["id"]}, other_merchant.write_headers
     )
 
-    assert [error_codes(body) for body in bodies] == [[], [], ["RATE_LIMITED"]]
+    assert [error_codes(r.json()) for r in responses[:2]] == [[], []]
+    _assert_limited(responses[2])
     assert error_codes(others) == []
     # The refused write changed nothing.
     third = await client.get(
         f"/v1/checkout-sessions/{sessions[2]['id']}", headers=merchant.read_headers
     )
     assert third.status_code == 200
+
+
+async def test_every_root_field_of_every_batched_operation_counts(
+    client: httpx.AsyncClient, limited_client: httpx.AsyncClient, merchant: MerchantCredentials
+) -> None:
+    # given: a limit of 2 writes, and one request of 2 operations creating 2 sessions each
+    create = (
+        'mutation { a: createCheckoutSession(input: {amount: 100, currency: "EUR"}) { id }'
+        ' b: createCheckoutSession(input: {amount: 100, currency: "EUR"}) { id } }'
+    )
+    batch = [{"query": create}, {"query": create}]
+
+    refused = await _post(limited_client, batch, merchant.write_headers)
+
+    _assert_limited(refused)
+    # and nothing was created: 2 writes (one operation of 2 fields) still fit the limit
+    accepted = await _post(limited_client, {"query": create}, merchant.write_headers)
+    assert error_codes(accepted.json()) == []
+
+
+async def test_aliases_and_fragments_at_the_root_count_as_reads(
+    client: httpx.AsyncClient, limited_client: httpx.AsyncClient, merchant: MerchantCredentials
+) -> None:
+    session = await create_session(client, merchant.api_key)
+    # 4 root fields (3 aliases, one through a fragment on Query) against a limit of 3
+    query = (
+        "query($id: ID!) { a: checkoutSession(id: $id) { id } b: checkoutSession(id: $id) { id }"
+        " c: checkoutSession(id: $id) { id } ...More __typename }"
+        " fragment More on Query { d: checkoutSession(id: $id) { id } }"
+    )
+    three = query.replace(" ...More", "").replace(
+        " fragment More on Query { d: checkoutSession(id: $id) { id } }", ""
+    )
+    variables = {"id": session["id"]}
+
+    refused = await _post(
+        limited_client, {"query": query, "variables": variables}, merchant.read_headers
+    )
+    accepted = await _post(
+        limited_client, {"query": three, "variables": variables}, merchant.read_headers
+    )
+
+    _assert_limited(refused)
+    assert error_codes(accepted.json()) == []
+    _assert_limited(
+        await _post(
+            limited_client, {"query": STATUS_QUERY, "variables": variables}, merchant.read_headers
+        )
+    )
 
 
 # SQLite only: the deadline (1 µs) cancels the request wherever it is, and on PostgreSQL

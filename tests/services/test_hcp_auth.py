@@ -178,6 +178,44 @@ async def test_a_token_for_another_merchants_session_is_refused(
     assert (await _auth(client, token)).status_code == 401
 
 
+@pytest.mark.parametrize(
+    "claims",
+    [
+        pytest.param({"mid": ["a list"]}, id="mid-list"),
+        pytest.param({"mid": {"id": "x"}}, id="mid-object"),
+        pytest.param({"mid": 42}, id="mid-number"),
+        pytest.param({"mid": True}, id="mid-boolean"),
+        pytest.param({"sub": ["a list"]}, id="sub-list"),
+        pytest.param({"exp": "tomorrow"}, id="exp-string"),
+    ],
+)
+async def test_a_signed_claim_of_the_wrong_type_is_unauthenticated_not_a_crash(
+    client: httpx.AsyncClient,
+    merchant: MerchantCredentials,
+    clock: Clock,
+    claims: dict[str, object],
+) -> None:
+    """Signed with the real key, so only the claim's type is wrong (UUID([...]) raised
+    AttributeError: a 500)."""
+    session = await create_session(client, merchant.api_key)
+    exp = int(clock.now.timestamp()) + 600
+    token = _sign(
+        {"sub": session["id"], "mid": merchant.merchant_id, "aud": "gql-checkout:hcp", "exp": exp}
+        | claims
+    )
+
+    auth = await _auth(client, token)
+    read = await client.get(
+        f"/v1/checkout-sessions/{session['id']}",
+        headers={**merchant.read_headers, "Authorization": f"Bearer {token}"},
+    )
+
+    for response in (auth, read):
+        assert response.status_code == 401, response.text
+        assert response.json()["code"] == "UNAUTHENTICATED"
+        assert response.headers["content-type"] == "application/problem+json"
+
+
 async def test_no_token_is_refused(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/hcp/auth")
 
