@@ -62,3 +62,12 @@ class MerchantProfile:
 class Merchant:
     id: UUID
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """Who a read acts for: a merchant, and, when an hcpToken was the credential, the one
+    checkout session that token opens (it reads no other)."""
+
+    merchant_id: UUID
+    checkout_session_id: UUID | None = None

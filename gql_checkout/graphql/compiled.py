@@ -266,12 +266,10 @@ async def run_plan(plan: Plan, variables: Any, context: GraphQLContext) -> dict[
     raw_ids = _ids(plan, variables)
     try:
         ids = [parse_uuid(raw, field="id") for raw in raw_ids]
-        merchant_id = await context.reader()
+        reader = await context.reader()
         service = context.service
         found = await service.get_checkout_sessions(checkout_session_ids=ids)
-        roots = [
-            service.readable(found.get(i), merchant_id=merchant_id, now=context.now) for i in ids
-        ]
+        roots = [service.readable(found.get(i), reader=reader, now=context.now) for i in ids]
     except GatewayError:
         raise Unsupported from None
     shaper = _Shaper(context, found)

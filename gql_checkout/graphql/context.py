@@ -11,7 +11,7 @@ from uuid import UUID
 from strawberry.types import Info as StrawberryInfo
 
 from gql_checkout.domain.errors import Forbidden, ValidationError
-from gql_checkout.domain.merchants import Merchant
+from gql_checkout.domain.merchants import Merchant, Reader
 from gql_checkout.domain.validation import parse_uuid
 from gql_checkout.graphql.loaders import (
     CheckoutSessionByIdLoader,
@@ -37,7 +37,7 @@ class GraphQLContext:
     # the request's root fields (graphql/view.py counts them), else one.
     read_cost: int = 1
     write_cost: int = 1
-    _reader: UUID | None = field(default=None, init=False)
+    _reader: Reader | None = field(default=None, init=False)
     _writer: Merchant | None = field(default=None, init=False)
     # Root fields resolve concurrently: the lock makes the credential check run once.
     _identity_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
@@ -72,12 +72,12 @@ class GraphQLContext:
     def profiles_by_merchant_id(self) -> MerchantProfileByMerchantIdLoader:
         return MerchantProfileByMerchantIdLoader(self.service)
 
-    async def reader(self) -> UUID:
+    async def reader(self) -> Reader:
         """The merchant reads act for: X-Merchant-Id or the API key's (checked once per request)."""
         async with self._identity_lock:
             return await self._resolve_reader()
 
-    async def _resolve_reader(self) -> UUID:
+    async def _resolve_reader(self) -> Reader:
         if self._reader is None:
             self._reader = await self.merchants.resolve_reader(
                 merchant_id=self._claimed_merchant_id(),
@@ -106,11 +106,14 @@ class GraphQLContext:
                 raise ValidationError.on("merchantId", "must be a UUID")
             subscriber = self.merchants.claimed_reader(parse_uuid(merchant_id, field="merchantId"))
         else:
-            return await self.merchants.resolve_reader(
+            reader = await self.merchants.resolve_reader(
                 merchant_id=self._claimed_merchant_id(),
                 authorization=self.authorization,
                 client=self.client,
             )
+            if reader.checkout_session_id not in (None, checkout_session_id):
+                raise Forbidden("The hcpToken grants access to another checkout session.")
+            return reader.merchant_id
         await self.merchants.count_read(merchant_id=subscriber, client=self.client)
         return subscriber
 

@@ -49,11 +49,11 @@ class Query:
     async def checkout_session(self, info: Info, id: strawberry.ID) -> CheckoutSessionType | None:
         context = info.context
         checkout_session_id = parse_uuid(id, field="id")
-        merchant_id = await context.reader()
+        reader = await context.reader()
         # Through the loader: several root fields share one query, and their children then
         # fall into one batch too.
         loaded = await context.sessions_by_id.load(checkout_session_id)
-        session = context.service.readable(loaded, merchant_id=merchant_id, now=context.now)
+        session = context.service.readable(loaded, reader=reader, now=context.now)
         return CheckoutSessionType.from_domain(session, now=context.now)
 
 

@@ -46,14 +46,14 @@ class SessionEndpoint:
         headers = raw_asgi.headers(scope, _READ_HEADERS)
         checkout_session_id, merchant_id, init = _parse_read_request(scope, headers)
         service = self._checkout
-        merchant_id = await self._merchants.resolve_reader(
+        reader = await self._merchants.resolve_reader(
             merchant_id=merchant_id,
             authorization=headers.get(b"authorization"),
             client=raw_asgi.client_host(scope),
         )
         now = service.clock()
         session, related = await service.get_checkout_session_with_related(
-            merchant_id=merchant_id, checkout_session_id=checkout_session_id, now=now
+            reader=reader, checkout_session_id=checkout_session_id, now=now
         )
         profile = None
         if init:

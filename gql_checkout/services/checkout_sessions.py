@@ -39,7 +39,7 @@ from gql_checkout.domain.errors import (
     Unauthenticated,
     ValidationError,
 )
-from gql_checkout.domain.merchants import MerchantProfile
+from gql_checkout.domain.merchants import MerchantProfile, Reader
 from gql_checkout.services.hcp_tokens import HcpTokens
 from gql_checkout.storage import repository
 from gql_checkout.storage.bus import LocalBus
@@ -87,26 +87,28 @@ class CheckoutService:
         """A session as its merchant may read it: 404, 403, 410 canceled, 401 expired."""
         found = await self._sessions((checkout_session_id,))
         return self.readable(
-            found.get(checkout_session_id), merchant_id=merchant_id, now=self.clock()
+            found.get(checkout_session_id), reader=Reader(merchant_id), now=self.clock()
         )
 
     async def get_checkout_session_with_related(
-        self, *, merchant_id: UUID, checkout_session_id: UUID, now: datetime
+        self, *, reader: Reader, checkout_session_id: UUID, now: datetime
     ) -> tuple[CheckoutSession, Mapping[UUID, CheckoutSession]]:
         """As ``get_checkout_session`` at ``now``, with the sessions read in the same query
         (its current child)."""
         found = await self._sessions((checkout_session_id,))
-        session = self.readable(found.get(checkout_session_id), merchant_id=merchant_id, now=now)
+        session = self.readable(found.get(checkout_session_id), reader=reader, now=now)
         return session, found
 
     def readable(
-        self, session: CheckoutSession | None, *, merchant_id: UUID, now: datetime
+        self, session: CheckoutSession | None, *, reader: Reader, now: datetime
     ) -> CheckoutSession:
         """The read rules, in the contract's order, for a session loaded by the caller.
 
         ``now`` is the instant the caller also renders at (``isExpired``): a session that
         passes here is never shown as expired in the same answer."""
-        session = self._owned(session, merchant_id=merchant_id)
+        session = self._owned(session, merchant_id=reader.merchant_id)
+        if reader.checkout_session_id not in (None, session.id):
+            raise Forbidden("The hcpToken grants access to another checkout session.")
         if session.status is CheckoutSessionStatus.CANCELED:
             raise SessionCanceled
         if session.is_expired(now):

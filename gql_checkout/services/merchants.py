@@ -18,6 +18,7 @@ from gql_checkout.domain.merchants import (
     Appearance,
     Merchant,
     MerchantProfile,
+    Reader,
 )
 from gql_checkout.domain.validation import parse_bearer
 from gql_checkout.services.hcp_tokens import HcpTokens
@@ -78,21 +79,22 @@ class MerchantService:
 
     async def resolve_reader(
         self, *, merchant_id: UUID | None, authorization: str | None, client: str, cost: int = 1
-    ) -> UUID:
-        """The merchant a read acts for: X-Merchant-Id (if the mode trusts it alone), or the
-        merchant of the bearer credential (an API key, or an hcpToken), which must agree
-        with X-Merchant-Id; counted against the read limit of that merchant and client."""
+    ) -> Reader:
+        """Who a read acts for: X-Merchant-Id's merchant (if the mode trusts it alone), or
+        the bearer credential's (an API key; an hcpToken, for its own session only), which
+        must agree with X-Merchant-Id; ``cost`` reads counted against the read limit of
+        that merchant and client."""
         if authorization is not None:
             reader = await self._credential_reader(authorization, claimed=merchant_id)
         elif merchant_id is not None:
-            reader = self.claimed_reader(merchant_id)
+            reader = Reader(self.claimed_reader(merchant_id))
         elif self._merchant_header is MerchantHeader.API_KEY_ONLY:
             raise Unauthenticated(_CREDENTIAL_REQUIRED)
         else:
             raise ValidationError.on(
                 "X-Merchant-Id", "is required (or an Authorization: Bearer <apiKey> header)"
             )
-        await self._limiter.check_read(merchant_id=reader, client=client, cost=cost)
+        await self._limiter.check_read(merchant_id=reader.merchant_id, client=client, cost=cost)
         return reader
 
     async def count_read(self, *, merchant_id: UUID, client: str) -> None:
@@ -106,17 +108,17 @@ class MerchantService:
             raise Unauthenticated(_CREDENTIAL_REQUIRED)
         return merchant_id
 
-    async def _credential_reader(self, authorization: str, *, claimed: UUID | None) -> UUID:
-        """The merchant of a read's bearer credential: an API key, or an hcpToken (what
-        nginx passes on from the hosted checkout page), valid now (signature, audience,
-        expiry) and of the merchant X-Merchant-Id names, if it names one."""
+    async def _credential_reader(self, authorization: str, *, claimed: UUID | None) -> Reader:
+        """The reader of a bearer credential: an API key's merchant, or an hcpToken's (what
+        nginx passes on from the hosted checkout page) for its session alone, valid now
+        (signature, audience, expiry); of the merchant X-Merchant-Id names, if it names one."""
         credential = parse_bearer(authorization)
         if not self._tokens.looks_like_token(credential):
-            return (await self._authorized(authorization, claimed=claimed)).id
+            return Reader((await self._authorized(authorization, claimed=claimed)).id)
         claims = self._tokens.verify(credential, now=self._clock())
         if claimed is not None and claimed != claims.merchant_id:
             raise Forbidden("The hcpToken belongs to another merchant than X-Merchant-Id.")
-        return claims.merchant_id
+        return Reader(claims.merchant_id, claims.checkout_session_id)
 
     async def resolve_writer(
         self, *, authorization: str | None, merchant_id: UUID | None, cost: int = 1

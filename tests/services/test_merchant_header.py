@@ -208,6 +208,37 @@ async def test_the_sessions_hcp_token_is_a_read_credential_in_either_mode(
     assert without_header == {"data": expected}
 
 
+@pytest.mark.parametrize("mode", list(MerchantHeader))
+async def test_an_hcp_token_reads_its_own_session_and_no_other(
+    client: httpx.AsyncClient,
+    client_for: ClientFor,
+    merchant: MerchantCredentials,
+    mode: MerchantHeader,
+) -> None:
+    """A page's token, even one an attacker got by starting a checkout of their own at the
+    merchant, opens that one session: not the merchant's others."""
+    own = await create_session(client, merchant.api_key)
+    other = await create_session(client, merchant.api_key)
+    reader = await client_for(merchant_header=mode)
+    headers = {**merchant.read_headers, **_bearer(own["hcpToken"])}
+
+    rest = await reader.get(_path(other), headers=headers)
+    body = await graphql(reader, READ_QUERY, {"id": other["id"]}, headers)
+    both = await graphql(
+        reader,
+        "query($a: ID!, $b: ID!) { a: checkoutSession(id: $a) { id } "
+        "b: checkoutSession(id: $b) { id } }",
+        {"a": own["id"], "b": other["id"]},
+        headers,
+    )
+
+    assert rest.status_code == 403, rest.text
+    assert rest.json()["code"] == "FORBIDDEN"
+    assert error_codes(body) == ["FORBIDDEN"]
+    assert body["data"] == {"checkoutSession": None}
+    assert both["data"] == {"a": {"id": own["id"]}, "b": None}
+
+
 def _claims(session: dict[str, Any], merchant_id: str, exp: int) -> dict[str, object]:
     return {"sub": session["id"], "mid": merchant_id, "aud": HCP_AUDIENCE, "exp": exp}
 
