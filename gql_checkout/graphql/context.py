@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 from uuid import UUID
@@ -62,6 +62,18 @@ class GraphQLContext:
             client=client,
             now=service.clock(),
         )
+
+    def for_operation(self) -> GraphQLContext:
+        """A fresh context for one more operation of the same connection (a websocket's):
+        the same caller and connection_params, its own instant, loaders and identity check."""
+        return replace(self, now=self.service.clock(), read_cost=1, write_cost=1)
+
+    def refresh(self) -> None:
+        """A new instant and empty loaders, for a subscription's next event: its nested
+        sessions are read as they are at that event, not as at the first."""
+        self.now = self.service.clock()
+        self.__dict__.pop("sessions_by_id", None)
+        self.__dict__.pop("profiles_by_merchant_id", None)
 
     # The loaders are made on first use: a compiled plan never needs them.
     @cached_property

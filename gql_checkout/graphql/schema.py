@@ -132,7 +132,8 @@ class Subscription:
         )
         with context.metrics.subscription():
             async for session in watch:
-                yield CheckoutSessionType.from_domain(session, now=context.service.clock())
+                context.refresh()
+                yield CheckoutSessionType.from_domain(session, now=context.now)
 
 
 def _parse_datetime(value: Any) -> datetime:

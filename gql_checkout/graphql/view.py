@@ -23,6 +23,7 @@ from gql_checkout.graphql.documents import root_fields
 from gql_checkout.graphql.extensions import code_errors
 from gql_checkout.graphql.observability import UNLABELLED
 from gql_checkout.graphql.schema import GatewaySchema
+from gql_checkout.graphql.websockets import OperationContexts
 from gql_checkout.http import raw_asgi
 from gql_checkout.http.metrics import Metrics
 from gql_checkout.services.checkout_sessions import CheckoutService
@@ -43,6 +44,7 @@ _PLAN_HEADERS = frozenset({b"content-type", b"accept", b"x-merchant-id", b"autho
 
 class GraphQLView(GraphQL[GraphQLContext, None]):
     schema: GatewaySchema
+    graphql_transport_ws_handler_class = OperationContexts
 
     def __init__(
         self,

@@ -260,3 +260,44 @@ def test_a_query_that_is_not_a_string_is_a_coded_error(
 
     assert [error["extensions"]["code"] for error in _errors(message)] == ["VALIDATION_ERROR"]
     assert not [record for record in caplog.records if record.levelname in {"ERROR", "CRITICAL"}]
+
+
+PARENT_SUBSCRIPTION = """
+subscription Watch($id: ID!) {
+  checkoutSessionUpdated(id: $id) { checkoutSessionStatus childSession { checkoutSessionStatus } }
+}
+"""
+
+
+def test_each_event_shows_the_child_session_as_it_is_at_that_event(
+    test_client: TestClient, merchant_keys: tuple[str, str]
+) -> None:
+    merchant_id, api_key = merchant_keys
+    parent = _create(test_client, api_key)
+    child = _create(test_client, api_key, parentSessionId=parent["id"])
+
+    with test_client.websocket_connect("/graphql", subprotocols=PROTOCOL) as ws:
+        ws.send_json({"type": "connection_init", "payload": {"merchantId": merchant_id}})
+        assert ws.receive_json() == {"type": "connection_ack"}
+        ws.send_json(
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {"query": PARENT_SUBSCRIPTION, "variables": {"id": parent["id"]}},
+            }
+        )
+        first = _next(ws)
+        _post(test_client, api_key, COMPLETE_MUTATION, {"id": child["id"], "paymentMethod": CARD})
+        last = _next(ws)
+
+    status = "checkoutSessionStatus"
+    assert first == {
+        "data": {
+            "checkoutSessionUpdated": {status: "INITIATED", "childSession": {status: "INITIATED"}}
+        }
+    }
+    assert last == {
+        "data": {
+            "checkoutSessionUpdated": {status: "COMPLETED", "childSession": {status: "COMPLETED"}}
+        }
+    }
