@@ -17,7 +17,7 @@ from gql_checkout.domain.clock import Clock, utc_now
 from gql_checkout.domain.errors import GatewayError
 from gql_checkout.graphql.schema import build_schema
 from gql_checkout.graphql.view import GraphQLView
-from gql_checkout.http import health, openapi
+from gql_checkout.http import health, ide, openapi
 from gql_checkout.http.middleware import RequestMiddleware
 from gql_checkout.http.problems import handle_gateway_error, handle_http_exception
 from gql_checkout.rest.checkout_sessions import session_route
@@ -66,6 +66,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
                 metrics_token=settings.metrics_token,
             ),
             *openapi.routes,
+            *([] if settings.is_production else ide.routes),  # GraphiQL's scripts and CSS
         ],
         middleware=[
             Middleware(

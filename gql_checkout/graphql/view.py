@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from http import HTTPStatus
 from typing import Any
@@ -37,8 +36,6 @@ _MEMBER_TYPES = (
 )
 
 
-# Responses Strawberry streams (multipart, server-sent events) are never compiled.
-_STREAMING = re.compile(r"multipart/mixed|text/event-stream")
 _PLAN_HEADERS = frozenset({b"content-type", b"accept", b"x-merchant-id", b"authorization"})
 
 
@@ -127,7 +124,10 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
         if (
             compiler is not None
             and single is not None
-            and not _STREAMING.search(headers.get(b"accept", ""))
+            # Whatever Accept lists, unless Strawberry would stream the answer (SSE,
+            # multipart) for it: then the answer is Strawberry's to give.
+            and self._get_stream_transport_from_headers({"accept": headers.get(b"accept", "")})
+            is None
         ):
             # A poll: a compiled plan answers it if it can.
             query, operation_name, variables = single
@@ -135,7 +135,7 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
                 plan = compiler.plan(query, operation_name)
                 if plan is None:
                     raise compiled.Unsupported
-                context.read_cost = len(plan.roots)
+                context.read_cost = plan.cost
                 answer = orjson.dumps(await compiled.run_plan(plan, variables, context))
             except compiled.Unsupported:
                 pass  # the same context: a reader already checked and charged stays so

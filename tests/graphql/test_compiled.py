@@ -50,6 +50,25 @@ OBJECT_SELECTIONS = [
     "appearance",  # no sub-selection: invalid
     "appearance { colour }",  # no such field: invalid
 ]
+# The styles clients send: fragments (Apollo's and Relay's), conditions on a literal or on
+# the `$flag` variable, the same field again under one key, `__typename` inside fragments.
+CLIENT_STYLES = [
+    "...Parts",
+    "... on CheckoutSession { checkoutSessionStatus __typename }",
+    "... { id }",
+    "id @include(if: $flag)",
+    "amount @skip(if: $flag)",
+    "currency @include(if: true) @skip(if: false)",
+    "... on CheckoutSession @skip(if: $flag) { isExpired }",
+    "...Parts @include(if: $flag)",
+    "paymentMethod { ... on PaymentMethod { type } brand }",
+    "appearance { theme ...Look }",
+]
+FRAGMENTS = {
+    "...Parts": "fragment Parts on CheckoutSession { id checkoutSessionStatus __typename"
+    " childSession { id } }",
+    "...Look": "fragment Look on Appearance { primaryColor __typename }",
+}
 # What may precede the variable definitions, and how they may be declared.
 OPERATION_NAMES = ["query", "query", "query Poll", "query Other", ""]
 DECLARED_AS = ["ID!"] * 20 + ["ID", "String!", "ID! = 1", "[ID!]!"]
@@ -61,6 +80,7 @@ def _selection(depth: int, *, clean: bool) -> st.SearchStrategy[str]:
         st.sampled_from(SESSION_FIELDS),
         st.sampled_from(SESSION_FIELDS),
         st.sampled_from(OBJECT_SELECTIONS[:4]),
+        st.sampled_from(CLIENT_STYLES),
     ]
     others = st.sampled_from(
         [
@@ -116,15 +136,28 @@ def _operation(draw: st.DrawFn, seed: Seed, *, clean: bool) -> str:
         alias = draw(st.sampled_from([f"s{n}: "] * 6 + ["", "s: "]))
         selection = draw(_selection(3, clean=clean))
         roots.append(f"{alias}checkoutSession(id: {argument}) {{ {selection} }}")
+    if draw(st.sampled_from([False] * 4 + [True])):
+        roots.append(draw(st.sampled_from(["__typename", "...Root", "t: __typename"])))
     declared = used
     if not clean:
         declared = used ^ draw(st.sampled_from([set()] * 8 + [{"id"}, {"other"}]))
     types = [draw(st.sampled_from(DECLARED_AS if not clean else ["ID!"])) for _ in declared]
-    definitions = ", ".join(f"${n}: {t}" for n, t in zip(sorted(declared), types, strict=True))
+    definitions = [f"${n}: {t}" for n, t in zip(sorted(declared), types, strict=True)]
+    text = " ".join(roots)
+    if "$flag" in text:
+        definitions.append(draw(st.sampled_from(["$flag: Boolean!", "$flag: Boolean = true"])))
     head = draw(st.sampled_from(OPERATION_NAMES))
     if definitions:
-        head = f"{head or 'query'}({definitions})"
-    return f"{head} {{ {' '.join(roots)} }}"
+        head = f"{head or 'query'}({', '.join(definitions)})"
+    document = f"{head} {{ {text} }}"
+    for spread, fragment in FRAGMENTS.items():
+        if spread in text:
+            document += " " + fragment
+    if "...Root" in text:
+        document += " fragment Root on Query { __typename }"
+    if draw(st.sampled_from([False] * 5 + [True])):
+        document += " query Other { __typename }"  # operationName must then choose
+    return document
 
 
 Request = tuple[str, Any, str | None, dict[str, str]]  # query, variables, operationName, headers
@@ -136,10 +169,14 @@ def _requests(seed: Seed) -> st.SearchStrategy[Request]:
     usual = st.tuples(
         _operation(seed, clean=True),
         st.fixed_dictionaries(
-            {"id": st.sampled_from(readable), "other": st.sampled_from(readable)}
+            {
+                "id": st.sampled_from(readable),
+                "other": st.sampled_from(readable),
+                "flag": st.booleans(),
+            }
         ),
-        st.none(),
-        st.just(seed.merchant.read_headers),
+        st.sampled_from([None] * 4 + ["Poll", "Other"]),
+        st.builds(lambda accept: {**seed.merchant.read_headers, **accept}, ACCEPTS),
     )
     generic = queries(SDL.read_text()).map(str)  # anything the schema allows
     anything = st.tuples(
@@ -157,13 +194,32 @@ def _variables(seed: Seed) -> st.SearchStrategy[Any]:
         st.uuids().map(str),
         st.sampled_from(["not-a-uuid", 42, 4.2, None, True, [], {}]),
     )
-    variables = st.fixed_dictionaries({"id": value, "other": value})
+    flag = st.one_of(st.booleans(), st.sampled_from([None, "true", 1]))
+    variables = st.fixed_dictionaries({"id": value, "other": value, "flag": flag})
     return st.one_of(
         variables,
         variables,
-        st.fixed_dictionaries({}, optional={"id": value, "other": value}),
+        st.fixed_dictionaries({}, optional={"id": value, "other": value, "flag": flag}),
         st.sampled_from([None, [], "x"]),
     )
+
+
+# What clients send beside the document: Apollo Client 4's extensions, urql's Accept.
+EXTENSIONS = st.sampled_from(
+    [None, None, {"clientLibrary": {"name": "@apollo/client", "version": "4.0.0"}}, {}]
+)
+ACCEPTS = st.sampled_from(
+    [
+        {},
+        {"Accept": "application/json"},
+        {"Accept": "application/graphql-response+json, application/json;q=0.9"},
+        {
+            "Accept": "application/graphql-response+json, application/json,"
+            " text/event-stream, multipart/mixed"
+        },
+        {"Accept": "*/*"},
+    ]
+)
 
 
 def _headers(seed: Seed) -> st.SearchStrategy[dict[str, str]]:
@@ -225,12 +281,14 @@ def test_compiled_and_general_paths_answer_alike(
     open_id = str(seed.sessions[Kind.OPEN].id)
 
     @FUZZ_SETTINGS
-    @given(request=_requests(seed))
-    @example(request=(POLL, {"id": open_id}, None, {}))
-    @example(request=(POLL, {"id": open_id}, None, seed.merchant.read_headers))
-    def check(request: Request) -> None:
+    @given(request=_requests(seed), extensions=EXTENSIONS)
+    @example(request=(POLL, {"id": open_id}, None, {}), extensions=None)
+    @example(request=(POLL, {"id": open_id}, None, seed.merchant.read_headers), extensions=None)
+    def check(request: Request, extensions: dict[str, Any] | None) -> None:
         query, variables, operation_name, headers = request
         body = {"query": query, "variables": variables, "operationName": operation_name}
+        if extensions is not None:
+            body["extensions"] = extensions
         encoded = json.dumps(body).encode()
 
         assert _answers(compiled, encoded, headers) == _answers(general, encoded, headers)
@@ -269,12 +327,29 @@ def test_documents_that_plans_leave_to_strawberry() -> None:
     assert compiler.plan(POLL, "Other") is None  # Strawberry reports the unknown operation
     for query in [
         "query($id: ID) { checkoutSession(id: $id) { id } }",
-        "query($id: ID!) { checkoutSession(id: $id) { ...F } }"
-        " fragment F on CheckoutSession { id }",
-        "query($id: ID!) { checkoutSession(id: $id) { id @skip(if: false) } }",
-        "query($id: ID!) { checkoutSession(id: $id) { a: id a: id } }",
         "query($id: ID!) { checkoutSession(id: $id) { nope } }",
+        "query($id: ID!, $f: String) { checkoutSession(id: $id) { id @include(if: $f) } }",
+        "query A { __typename } query B { __typename }",  # no operationName: a request error
         'mutation { cancelCheckoutSession(id: "x") { id } }',
         "{ __schema { types { name } } }",
     ]:
         assert compiler.plan(query, None) is None, query
+
+
+def test_the_documents_clients_send_compile() -> None:
+    compiler = build_schema().compiler
+    assert compiler is not None
+    documents = {
+        None: [
+            "query($id: ID!) { checkoutSession(id: $id) { ...F } }"
+            " fragment F on CheckoutSession { id }",
+            "query($id: ID!) { checkoutSession(id: $id) { id @skip(if: false) } }",
+            "query($id: ID!) { checkoutSession(id: $id) { a: id a: id } }",
+            "query($id: ID!, $f: Boolean!) { __typename checkoutSession(id: $id) {"
+            " ... on CheckoutSession @include(if: $f) { id __typename } } }",
+        ],
+        "B": ["query A { __typename } query B($id: ID!) { checkoutSession(id: $id) { id } }"],
+    }
+    for operation_name, texts in documents.items():
+        for query in texts:
+            assert compiler.plan(query, operation_name) is not None, query
