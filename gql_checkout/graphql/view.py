@@ -10,7 +10,7 @@ import orjson
 from cross_web import HTTPException
 from graphql import GraphQLError, OperationType
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -23,7 +23,7 @@ from gql_checkout.graphql.extensions import code_errors
 from gql_checkout.graphql.observability import UNLABELLED
 from gql_checkout.graphql.schema import GatewaySchema
 from gql_checkout.graphql.websockets import OperationContexts
-from gql_checkout.http import raw_asgi
+from gql_checkout.http import ide, raw_asgi
 from gql_checkout.http.metrics import Metrics
 from gql_checkout.services.checkout_sessions import CheckoutService
 from gql_checkout.services.merchants import MerchantService
@@ -92,6 +92,10 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
                 if item.get(key) is not None and not isinstance(item[key], kinds):
                     raise HTTPException(400, f'"{key}" must be {expected}.')
         return parsed
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # GraphiQL from the gateway's own vendored assets: it works offline (http/ide.py).
+        return HTMLResponse(ide.page())
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: graphql-transport-ws messages must travel as text frames.
