@@ -21,6 +21,7 @@ from gql_checkout.graphql.context import GraphQLContext
 from gql_checkout.graphql.documents import root_fields
 from gql_checkout.graphql.extensions import code_errors
 from gql_checkout.graphql.observability import UNLABELLED
+from gql_checkout.graphql.persisted import NOT_FOUND, PersistedQueries, PersistedQueryNotFound
 from gql_checkout.graphql.schema import GatewaySchema
 from gql_checkout.graphql.websockets import OperationContexts
 from gql_checkout.http import ide, raw_asgi
@@ -53,6 +54,7 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
         **options: Any,
     ) -> None:
         super().__init__(schema, **options)
+        self._persisted = PersistedQueries(schema.documents)
         self._checkout = checkout
         self._merchants = merchants
         self._metrics = metrics
@@ -111,6 +113,18 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             await self._general(scope, receive, send, context)
             return
         body = await raw_asgi.read_body(receive)
+        try:
+            body = self._persisted.resolve(body)
+        except PersistedQueryNotFound:
+            answer = orjson.dumps(NOT_FOUND)
+            await raw_asgi.respond(send, HTTPStatus.OK.value, raw_asgi.json_headers(answer), answer)
+            return
+        except ValidationError as error:
+            errors = [GraphQLError(error.detail, original_error=error)]
+            code_errors(errors)
+            answer = orjson.dumps({"errors": [errors[0].formatted]})
+            await raw_asgi.respond(send, error.status.value, raw_asgi.json_headers(answer), answer)
+            return
         receive = raw_asgi.replaying(body, receive)
         try:
             single = compiled.request_body(body, headers.get(b"content-type"))
