@@ -16,9 +16,9 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from gql_checkout.domain.errors import GatewayError, RateLimited, ValidationError
-from gql_checkout.graphql import compiled
+from gql_checkout.graphql import compiled, over_http
 from gql_checkout.graphql.context import GraphQLContext
-from gql_checkout.graphql.documents import root_fields
+from gql_checkout.graphql.documents import Documents, root_fields
 from gql_checkout.graphql.extensions import code_errors
 from gql_checkout.graphql.observability import UNLABELLED
 from gql_checkout.graphql.persisted import NOT_FOUND, PersistedQueries, PersistedQueryNotFound
@@ -37,7 +37,7 @@ _MEMBER_TYPES = (
 )
 
 
-_PLAN_HEADERS = frozenset({b"content-type", b"accept", b"x-merchant-id", b"authorization"})
+_PLAN_HEADERS = frozenset({b"content-type", b"accept", *over_http.PREFLIGHT_HEADERS})
 
 
 class GraphQLView(GraphQL[GraphQLContext, None]):
@@ -108,11 +108,30 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             await super().__call__(scope, receive, send)
             return
         headers = raw_asgi.headers(scope, _PLAN_HEADERS)
+        if over_http.prefers_graphql_response(headers.get(b"accept", "")):
+            send = over_http.negotiated(send)
         context = self._context(scope, headers)
-        if scope["method"] != "POST":
+        method = scope["method"]
+        if method == "GET":
+            try:
+                body = over_http.body_from_query_string(scope["query_string"])
+            except ValidationError as error:
+                await _coded_error(send, error, error.status)
+                return
+            if body is None:  # GraphiQL's page, or Strawberry's own 400
+                await self._general(scope, receive, send, context)
+                return
+            if not _preflighted(headers):
+                await _coded_error(send, ValidationError(detail=_GET_NEEDS), HTTPStatus.BAD_REQUEST)
+                return
+            # From here on the query is answered as the same POST would be.
+            scope = _as_post(scope)
+            headers[b"content-type"] = "application/json"
+        elif method == "POST":
+            body = await raw_asgi.read_body(receive)
+        else:
             await self._general(scope, receive, send, context)
             return
-        body = await raw_asgi.read_body(receive)
         try:
             body = self._persisted.resolve(body)
         except PersistedQueryNotFound:
@@ -120,16 +139,17 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             await raw_asgi.respond(send, HTTPStatus.OK.value, raw_asgi.json_headers(answer), answer)
             return
         except ValidationError as error:
-            errors = [GraphQLError(error.detail, original_error=error)]
-            code_errors(errors)
-            answer = orjson.dumps({"errors": [errors[0].formatted]})
-            await raw_asgi.respond(send, error.status.value, raw_asgi.json_headers(answer), answer)
+            await _coded_error(send, error, error.status)
             return
         receive = raw_asgi.replaying(body, receive)
         try:
             single = compiled.request_body(body, headers.get(b"content-type"))
         except compiled.Unsupported:
             single = None  # a batch, or more than a plain body: Strawberry reads it
+        if method == "GET" and _is_mutation(self.schema.documents, single):
+            refusal = ValidationError(detail="Mutations are sent with POST, not GET.")
+            await _coded_error(send, refusal, HTTPStatus.METHOD_NOT_ALLOWED, allow=b"POST")
+            return
         if single is not None:
             try:
                 self.schema.documents.admit(single[0])
@@ -262,3 +282,50 @@ async def _refuse(send: Send, context: GraphQLContext, error: GraphQLError) -> N
         started=started,
     )
     await raw_asgi.respond(send, HTTPStatus.OK.value, raw_asgi.json_headers(answer), answer)
+
+
+_GET_NEEDS = (
+    "A query over GET needs a header a cross-site form cannot send: X-Merchant-Id,"
+    " Authorization, a JSON Content-Type, apollo-require-preflight or X-Requested-With."
+)
+
+
+def _preflighted(headers: dict[bytes, str]) -> bool:
+    return any(name in headers for name in over_http.PREFLIGHT_HEADERS) or headers.get(
+        b"content-type", ""
+    ).startswith("application/json")
+
+
+def _as_post(scope: Scope) -> Scope:
+    """A GET's scope as the POST of its JSON body: what Strawberry and the plans read."""
+    kept = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"]
+    return {
+        **scope,
+        "method": "POST",
+        "query_string": b"",
+        "headers": [*kept, (b"content-type", b"application/json")],
+    }
+
+
+def _is_mutation(documents: Documents, single: tuple[str, str | None, Any] | None) -> bool:
+    if single is None:
+        return False
+    try:
+        admitted = documents.admit(single[0])
+    except GraphQLError:
+        return False  # refused anyway, whatever it holds
+    fields = root_fields(admitted.document, single[1])
+    return fields is not None and fields.operation is OperationType.MUTATION
+
+
+async def _coded_error(
+    send: Send, error: GatewayError, status: HTTPStatus, *, allow: bytes | None = None
+) -> None:
+    """A request refused before any operation ran, in the coded GraphQL error shape."""
+    errors = [GraphQLError(error.detail, original_error=error)]
+    code_errors(errors)
+    answer = orjson.dumps({"errors": [errors[0].formatted]})
+    headers = raw_asgi.json_headers(answer)
+    if allow is not None:
+        headers.append((b"allow", allow))
+    await raw_asgi.respond(send, status.value, headers, answer)

@@ -210,15 +210,15 @@ async def test_a_request_cancelled_by_others_stays_cancelled() -> None:
         await task
 
 
-async def test_queries_over_get_are_refused(
+async def test_queries_over_get_need_a_header_a_cross_site_form_cannot_send(
     client: httpx.AsyncClient, merchant: MerchantCredentials
 ) -> None:
-    response = await client.get(
-        "/graphql", params={"query": "{ __typename }"}, headers=merchant.read_headers
-    )
+    # A plain link or <img> (no such header) is refused; X-Merchant-Id forces a preflight.
+    response = await client.get("/graphql", params={"query": "{ __typename }"})
 
-    assert response.status_code in {400, 405}
+    assert response.status_code == 400
     assert "data" not in response.json()
+    assert error_codes(response.json()) == ["VALIDATION_ERROR"]
 
 
 @pytest.mark.parametrize(
