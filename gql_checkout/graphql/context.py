@@ -10,7 +10,7 @@ from uuid import UUID
 
 from strawberry.types import Info as StrawberryInfo
 
-from gql_checkout.domain.errors import Forbidden, ValidationError
+from gql_checkout.domain.errors import Forbidden, Unauthenticated, ValidationError
 from gql_checkout.domain.merchants import Merchant, Reader
 from gql_checkout.domain.validation import parse_uuid
 from gql_checkout.graphql.loaders import (
@@ -65,8 +65,48 @@ class GraphQLContext:
 
     def for_operation(self) -> GraphQLContext:
         """A fresh context for one more operation of the same connection (a websocket's):
-        the same caller and connection_params, its own instant, loaders and identity check."""
-        return replace(self, now=self.service.clock(), read_cost=1, write_cost=1)
+        its own instant, loaders and identity check, and as credentials those of
+        connection_init (``authorization``, ``hcpToken`` as a bearer, ``merchantId``),
+        else the upgrade request's headers."""
+        params = self.connection_params or {}
+        authorization, merchant_id = self.authorization, self.merchant_id_header
+        if isinstance(params.get("authorization"), str):
+            authorization = str(params["authorization"])
+        elif isinstance(params.get("hcpToken"), str):
+            authorization = f"Bearer {params['hcpToken']}"
+        if isinstance(params.get("merchantId"), str):
+            merchant_id = str(params["merchantId"])
+        return replace(
+            self,
+            now=self.service.clock(),
+            read_cost=1,
+            write_cost=1,
+            authorization=authorization,
+            merchant_id_header=merchant_id,
+        )
+
+    async def check_connection(self) -> None:
+        """connection_init's credentials (else the upgrade request's), checked as a read
+        would check them, without counting one: raises if they are bad or missing."""
+        params = self.connection_params or {}
+        for name in ("merchantId", "hcpToken", "authorization"):
+            if params.get(name) is not None and not isinstance(params[name], str):
+                raise ValidationError.on(name, "must be a string")
+        token = params.get("hcpToken")
+        if isinstance(token, str):
+            await self.service.authorize_hcp_token(token=token)
+            return
+        operation = self.for_operation()
+        if operation.authorization is None and operation.merchant_id_header is None:
+            raise Unauthenticated(
+                "connection_init must carry merchantId, hcpToken or authorization."
+            )
+        await self.merchants.resolve_reader(
+            merchant_id=operation._claimed_merchant_id(),
+            authorization=operation.authorization,
+            client=self.client,
+            cost=0,
+        )
 
     def refresh(self) -> None:
         """A new instant and empty loaders, for a subscription's next event: its nested

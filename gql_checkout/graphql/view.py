@@ -14,6 +14,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UNSET, UnsetType
 
 from gql_checkout.domain.errors import GatewayError, RateLimited, ValidationError
 from gql_checkout.graphql import compiled, over_http
@@ -94,6 +96,16 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
                 if item.get(key) is not None and not isinstance(item[key], kinds):
                     raise HTTPException(400, f'"{key}" must be {expected}.')
         return parsed
+
+    async def on_ws_connect(self, context: GraphQLContext) -> UnsetType | dict[str, object] | None:
+        """connection_init is checked when it arrives: bad or missing credentials close the
+        socket with 4403 (graphql/websockets.py then runs each operation with them)."""
+        try:
+            await context.check_connection()
+        except GatewayError:
+            raise ConnectionRejectionError from None
+        acknowledged: UnsetType = UNSET  # a plain connection_ack, without a payload
+        return acknowledged
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # GraphiQL from the gateway's own vendored assets: it works offline (http/ide.py).

@@ -65,12 +65,13 @@ async def asset(request: Request) -> Response:
 routes = [Route(STATIC_PREFIX + "{path:path}", asset, methods=["GET"])]
 
 _DEFAULT_QUERY = """\
-# gql_checkout's GraphiQL (development mode only).
+# gql_checkout GraphiQL (development only)
 #
-# Reads and subscriptions: the merchant's id in the
-# Headers tab below, {"X-Merchant-Id": "<uuid>"}.
-# Mutations: {"Authorization": "Bearer <apiKey>"}.
-# `make run` prints both. Ctrl-Enter runs the query.
+# Reads and subscriptions, in Headers below:
+#   {"X-Merchant-Id": "<uuid>"}
+# Mutations:
+#   {"Authorization": "Bearer <apiKey>"}
+# `make run` prints both. Ctrl-Enter runs.
 
 query Session($id: ID!) {
   checkoutSession(id: $id) {

@@ -6,8 +6,7 @@ import base64
 import hashlib
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from dataclasses import replace as dataclass_replace
+from dataclasses import replace
 from html.parser import HTMLParser
 
 import httpx
@@ -26,18 +25,16 @@ MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; chars
 README = ide.STATIC_DIR / "README.md"
 
 
-@dataclass
 class Page(HTMLParser):
     """What a browser would fetch for the page, and what it would run inline."""
 
-    scripts: list[str] = field(default_factory=list)
-    stylesheets: list[str] = field(default_factory=list)
-    inline_scripts: list[str] = field(default_factory=list)
-    policy: str | None = None
-    _in_inline_script: bool = False
-
-    def __post_init__(self) -> None:
+    def __init__(self) -> None:
         super().__init__()
+        self.scripts: list[str] = []
+        self.stylesheets: list[str] = []
+        self.inline_scripts: list[str] = []
+        self.policy: str | None = None
+        self._in_inline_script = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
@@ -93,9 +90,7 @@ async def page(client: httpx.AsyncClient) -> Page:
 async def production(
     app: Starlette, settings: Settings, clock: Clock
 ) -> AsyncIterator[httpx.AsyncClient]:
-    locked = create_app(
-        dataclass_replace(settings, environment=Environment.PRODUCTION), clock=clock
-    )
+    locked = create_app(replace(settings, environment=Environment.PRODUCTION), clock=clock)
     transport = httpx.ASGITransport(app=locked)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
