@@ -152,13 +152,15 @@ class CheckoutService:
     async def watch_checkout_session(
         self, *, merchant_id: UUID, checkout_session_id: UUID
     ) -> AsyncIterator[CheckoutSession]:
-        """The session now (same rules as a read), then every change; ends when it closes
-        or expires, after sending that last state."""
+        """The session now (same rules as a read), then every change of it or of its
+        current child; ends when it closes or expires, after sending that last state."""
         async with self._bus.listen(checkout_session_id) as changes:
             # Listening before the first read: a change in between is not lost.
-            session = await self.get_checkout_session(
-                merchant_id=merchant_id, checkout_session_id=checkout_session_id
+            found = await self._sessions((checkout_session_id,))
+            session = self.readable(
+                found.get(checkout_session_id), reader=Reader(merchant_id), now=self.clock()
             )
+            state = _watched_state(session, found)
             yield session
             while session.status is CheckoutSessionStatus.INITIATED:
                 remaining = (session.expires_at - self.clock()).total_seconds()
@@ -170,8 +172,8 @@ class CheckoutService:
                         await changes.get()
                 found = await self._sessions((checkout_session_id,))
                 latest = found[checkout_session_id]  # sessions are never deleted
-                if latest.version != session.version:
-                    session = latest
+                if _watched_state(latest, found) != state:
+                    session, state = latest, _watched_state(latest, found)
                     yield session
 
     # --- writes ---------------------------------------------------------------------------
@@ -378,6 +380,9 @@ class CheckoutService:
                 changed += await repository.cancel_initiated_children(
                     conn, parent_id=parent_id, now=now
                 )
+            if session.parent_id is not None and session.parent_id not in changed:
+                # The parent's current child changed: news for its subscribers too.
+                changed.append(session.parent_id)
             await self._bus.announce(conn, changed)
             updated = await repository.get_session(conn, checkout_session_id=checkout_session_id)
         await self._bus.committed(changed)
@@ -392,3 +397,13 @@ def _fingerprint(request: NewCheckoutSession) -> str:
     )
     encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).hexdigest()
+
+
+def _watched_state(
+    session: CheckoutSession, found: Mapping[UUID, CheckoutSession]
+) -> tuple[int, int | None]:
+    """What a subscriber sees change: the session's version and its current child's
+    (read in the same statement)."""
+    child_id = session.current_child_id
+    child = found.get(child_id) if child_id is not None else None
+    return session.version, child.version if child is not None else None

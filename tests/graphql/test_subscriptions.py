@@ -15,7 +15,13 @@ from gql_checkout.app import create_app
 from gql_checkout.settings import Settings
 from gql_checkout.storage.migrate import migrate
 from testkit.clock import Clock
-from testkit.documents import CANCEL_MUTATION, CARD, COMPLETE_MUTATION, CREATE_MUTATION
+from testkit.documents import (
+    CANCEL_MUTATION,
+    CARD,
+    COMPLETE_MUTATION,
+    CREATE_MUTATION,
+    FAIL_MUTATION,
+)
 
 SUBSCRIPTION = """
 subscription Watch($id: ID!) {
@@ -299,5 +305,35 @@ def test_each_event_shows_the_child_session_as_it_is_at_that_event(
     assert last == {
         "data": {
             "checkoutSessionUpdated": {status: "COMPLETED", "childSession": {status: "COMPLETED"}}
+        }
+    }
+
+
+def test_a_failed_child_is_an_event_for_the_parents_subscribers(
+    test_client: TestClient, merchant_keys: tuple[str, str]
+) -> None:
+    merchant_id, api_key = merchant_keys
+    parent = _create(test_client, api_key)
+    child = _create(test_client, api_key, parentSessionId=parent["id"])
+
+    with test_client.websocket_connect("/graphql", subprotocols=PROTOCOL) as ws:
+        ws.send_json({"type": "connection_init", "payload": {"merchantId": merchant_id}})
+        assert ws.receive_json() == {"type": "connection_ack"}
+        ws.send_json(
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {"query": PARENT_SUBSCRIPTION, "variables": {"id": parent["id"]}},
+            }
+        )
+        _next(ws)
+        _post(test_client, api_key, FAIL_MUTATION, {"id": child["id"], "reason": "declined"})
+        event = _next(ws)
+
+    status = "checkoutSessionStatus"
+    # The parent stays open for a retry; its subscribers learn of the failed child at once.
+    assert event == {
+        "data": {
+            "checkoutSessionUpdated": {status: "INITIATED", "childSession": {status: "FAILED"}}
         }
     }
