@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gql_checkout.container import build_container
 from gql_checkout.domain.clock import Clock, utc_now
@@ -40,7 +40,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
         metrics=container.metrics,
         graphql_ide=None if settings.is_production else "graphiql",
         allow_queries_via_get=False,
-        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
         connection_init_wait_timeout=timedelta(seconds=limits.connection_init_timeout_seconds),
         max_subscriptions_per_connection=limits.max_subscriptions_per_connection,
     )

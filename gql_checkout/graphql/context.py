@@ -158,11 +158,9 @@ class GraphQLContext:
                 raise ValidationError.on("merchantId", "must be a UUID")
             subscriber = self.merchants.claimed_reader(parse_uuid(merchant_id, field="merchantId"))
         else:
-            reader = await self.merchants.resolve_reader(
-                merchant_id=self._claimed_merchant_id(),
-                authorization=self.authorization,
-                client=self.client,
-            )
+            # The operation's reader, charged once: by the view over HTTP (SSE), at the
+            # operation's start over a websocket (a context each, graphql/websockets.py).
+            reader = await self.reader()
             if reader.checkout_session_id not in (None, checkout_session_id):
                 raise Forbidden("The hcpToken grants access to another checkout session.")
             return reader.merchant_id

@@ -3,7 +3,7 @@
 // Usage: node graphql-sse.mjs <scenario>, settings in the environment (lib.mjs).
 import { createClient } from "graphql-sse";
 
-import { CARD, codes, COMPLETE, post, run, settings } from "./lib.mjs";
+import { CARD, codes, COMPLETE, post, recordingFetch, run, settings } from "./lib.mjs";
 
 const config = settings();
 
@@ -43,10 +43,12 @@ function operation(client, query, variables, onNext = () => {}) {
 
 run({
   async subscribe() {
+    const requests = [];
     const client = createClient({
       url: config.url,
       headers: { "X-Merchant-Id": config.merchantId },
       retryAttempts: 0,
+      fetchFn: recordingFetch(requests, { bodies: false }),
     });
     const query = await operation(client, POLL, { id: config.sessionId });
     let completion = null;
@@ -60,6 +62,6 @@ run({
       );
     });
     client.dispose();
-    return { query, subscription, completion };
+    return { query, subscription, completion, requests };
   },
 });

@@ -30,14 +30,15 @@ export function codes(errors) {
 
 /**
  * A fetch (Node's built-in one) that appends every exchange to `log`: method, the parsed
- * request body or query string, the status, the content type and the parsed response body.
+ * request body or query string, the status, the content type and the parsed response body
+ * (left out with `{ bodies: false }`, for streams that must not be read to their end).
  */
-export function recordingFetch(log) {
+export function recordingFetch(log, { bodies = true } = {}) {
   return async (input, init = {}) => {
     const url = new URL(typeof input === "string" ? input : input.url);
     const method = (init.method ?? "GET").toUpperCase();
     const response = await fetch(input, init);
-    const text = await response.clone().text();
+    const text = bodies ? await response.clone().text() : null;
     log.push({
       method,
       params: Object.fromEntries(url.searchParams),
@@ -45,7 +46,7 @@ export function recordingFetch(log) {
       headers: Object.fromEntries(new Headers(init.headers ?? {})),
       status: response.status,
       contentType: response.headers.get("content-type"),
-      response: parseJson(text),
+      response: bodies ? parseJson(text) : null,
     });
     return response;
   };
