@@ -38,6 +38,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
         checkout=container.checkout,
         merchants=container.merchants,
         metrics=container.metrics,
+        trusted_documents=settings.trusted_documents,
         graphql_ide=None if settings.is_production else "graphiql",
         allow_queries_via_get=False,
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
+from types import MappingProxyType
 
 import limits
 
@@ -68,6 +71,9 @@ class Settings:
     # When set, GET /metrics needs `Authorization: Bearer <this>` (for a port nginx does
     # not hide); unset, it answers everyone, as behind the shipped nginx.
     metrics_token: str | None = None
+    # GQL_CHECKOUT_TRUSTED_DOCUMENTS: a persisted-documents.json manifest, by SHA-256. When
+    # set, a caller without an API key runs only these documents (graphql/persisted.py).
+    trusted_documents: Mapping[str, str] | None = None
 
     @property
     def is_production(self) -> bool:
@@ -102,6 +108,7 @@ class Settings:
             compiled_queries=_flag(env, "GQL_CHECKOUT_COMPILED_QUERIES", default=True),
             merchant_header=_merchant_header(env.get("GQL_CHECKOUT_MERCHANT_HEADER", "")),
             metrics_token=_metrics_token(env.get("GQL_CHECKOUT_METRICS_TOKEN", "")),
+            trusted_documents=_trusted_documents(env.get("GQL_CHECKOUT_TRUSTED_DOCUMENTS", "")),
         )
 
 
@@ -155,6 +162,32 @@ def _merchant_header(raw: str) -> MerchantHeader:
 
 
 MIN_METRICS_TOKEN_LENGTH = 16
+
+
+_TRUSTED = "GQL_CHECKOUT_TRUSTED_DOCUMENTS"
+
+
+def _trusted_documents(raw: str) -> Mapping[str, str] | None:
+    """GraphQL Code Generator's persisted-documents.json: ``{"<sha256 hex>": "<document>"}``,
+    every hash checked against its document."""
+    if not raw.strip():
+        return None
+    try:
+        manifest = json.loads(Path(raw.strip()).read_text())
+    except (OSError, ValueError) as error:
+        raise SettingsError(
+            f"GQL_CHECKOUT_TRUSTED_DOCUMENTS: cannot read {raw!r}: {error}"
+        ) from None
+    if not isinstance(manifest, dict):
+        raise SettingsError(f"{_TRUSTED} must hold a JSON object")
+    documents = {}
+    for digest, document in manifest.items():
+        if not isinstance(document, str) or hashlib.sha256(document.encode()).hexdigest() != (
+            digest.lower()
+        ):
+            raise SettingsError(f"{_TRUSTED}: {digest[:80]!r} is not the SHA-256 of its document")
+        documents[digest.lower()] = document
+    return MappingProxyType(documents)
 
 
 def _metrics_token(raw: str) -> str | None:

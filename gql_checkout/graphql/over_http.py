@@ -25,7 +25,7 @@ _GRAPHQL_RESPONSE_TYPE = f"{GRAPHQL_RESPONSE}; charset=utf-8".encode()
 PREFLIGHT_HEADERS = frozenset(
     {b"x-merchant-id", b"authorization", b"apollo-require-preflight", b"x-requested-with"}
 )
-GET_PARAMETERS = ("query", "variables", "operationName", "extensions")
+GET_PARAMETERS = ("query", "variables", "operationName", "extensions", "documentId")
 
 
 def prefers_graphql_response(accept: str) -> bool:
@@ -88,6 +88,9 @@ def _graphql_response(status: int, body: bytes) -> tuple[int, bytes]:
     errors = result.get("errors")
     if not errors or any(isinstance(e, dict) and "path" in e for e in errors):
         return status, body  # a field error: the operation ran
+    if all(_code(error) == "PERSISTED_QUERY_NOT_FOUND" for error in errors):
+        return status, body  # 200, as Apollo's protocol says: the client sends the document
+
     return (400 if status == 200 else status), orjson.dumps({"errors": errors})
 
 
@@ -95,7 +98,7 @@ def body_from_query_string(query_string: bytes) -> bytes | None:
     """The JSON body of a GET request's parameters, or None if it names no operation
     (GraphiQL's page is a GET too). ``variables`` and ``extensions`` are JSON text."""
     parameters = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
-    if "query" not in parameters and "extensions" not in parameters:
+    if not {"query", "extensions", "documentId"} & parameters.keys():
         return None
     body: dict[str, Any] = {}
     for name in GET_PARAMETERS:
@@ -110,3 +113,8 @@ def body_from_query_string(query_string: bytes) -> bytes | None:
         else:
             body[name] = value
     return orjson.dumps(body)
+
+
+def _code(error: object) -> object:
+    extensions = error.get("extensions") if isinstance(error, dict) else None
+    return extensions.get("code") if isinstance(extensions, dict) else None

@@ -1,5 +1,6 @@
-"""Automatic persisted queries, Apollo's protocol (``extensions.persistedQuery``).
+"""Persisted documents: Apollo's automatic persisted queries, and trusted documents.
 
+**Automatic persisted queries** (``extensions.persistedQuery``).
 A client sends ``{"version": 1, "sha256Hash": "<hex>"}`` in the body's extensions,
 without the document; a hash the gateway does not know is answered 200 with
 ``PersistedQueryNotFound`` (code ``PERSISTED_QUERY_NOT_FOUND``), and the client sends it
@@ -12,6 +13,12 @@ plain request.
 Only documents the admission accepts (graphql/documents.py: size, tokens, merge work) are
 remembered, at most ``MAX_PERSISTED`` of them, least recently used first out: the store
 holds at most that many documents of at most ``max_bytes`` each.
+
+**Trusted documents** (``GQL_CHECKOUT_TRUSTED_DOCUMENTS``, GraphQL Code Generator's
+``persisted-documents.json``): a caller without a merchant API key names a listed
+document by ``documentId`` (``sha256:<hex>`` or the hex alone) or by the persisted-query
+hash, or sends one whose SHA-256 is listed; anything else is ``PERSISTED_QUERY_NOT_FOUND``
+and is never parsed. Such a caller registers nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -111,3 +119,46 @@ def _digest(persisted: object) -> str:
     if len(digest) != 64 or not all(char in "0123456789abcdef" for char in digest):
         raise ValidationError.on("extensions.persistedQuery.sha256Hash", "must be 64 hex digits")
     return digest
+
+
+class TrustedDocuments:
+    def __init__(self, by_hash: Mapping[str, str]) -> None:
+        self._by_hash = by_hash
+
+    def resolve(self, body: bytes) -> bytes:
+        """``body`` with each operation's listed document in place; raises
+        PersistedQueryNotFound for an operation that names or holds none of them."""
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return body  # not JSON: Strawberry says so, parsing no document
+        items = data if isinstance(data, list) else [data]
+        resolved = [self._resolved(item) for item in items]
+        return orjson.dumps(resolved if isinstance(data, list) else resolved[0])
+
+    def _resolved(self, item: object) -> object:
+        if not isinstance(item, dict):
+            return item  # Strawberry refuses the shape
+        given = item.get("extensions")
+        extensions: dict[str, Any] = given if isinstance(given, dict) else {}
+        persisted = extensions.get("persistedQuery")
+        document_id = item.get("documentId")
+        if isinstance(document_id, str):
+            digest = document_id.removeprefix("sha256:").lower()
+        elif isinstance(persisted, dict) and isinstance(persisted.get("sha256Hash"), str):
+            digest = persisted["sha256Hash"].lower()
+        elif isinstance(item.get("query"), str):
+            digest = hashlib.sha256(item["query"].encode()).hexdigest()
+        else:
+            raise PersistedQueryNotFound
+        document = self._by_hash.get(digest)
+        if document is None:
+            raise PersistedQueryNotFound
+        rest = {key: value for key, value in extensions.items() if key != "persistedQuery"}
+        found = {
+            key: value for key, value in item.items() if key not in ("documentId", "extensions")
+        }
+        found["query"] = document
+        if rest:
+            found["extensions"] = rest
+        return found

@@ -26,7 +26,12 @@ from gql_checkout.graphql.context import GraphQLContext
 from gql_checkout.graphql.documents import Documents, root_fields
 from gql_checkout.graphql.extensions import code_errors
 from gql_checkout.graphql.observability import UNLABELLED
-from gql_checkout.graphql.persisted import NOT_FOUND, PersistedQueries, PersistedQueryNotFound
+from gql_checkout.graphql.persisted import (
+    NOT_FOUND,
+    PersistedQueries,
+    PersistedQueryNotFound,
+    TrustedDocuments,
+)
 from gql_checkout.graphql.schema import GatewaySchema
 from gql_checkout.graphql.websockets import OperationContexts
 from gql_checkout.http import ide, raw_asgi
@@ -72,10 +77,12 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
         checkout: CheckoutService,
         merchants: MerchantService,
         metrics: Metrics,
+        trusted_documents: Mapping[str, str] | None = None,
         **options: Any,
     ) -> None:
         super().__init__(schema, **options)
         self._persisted = PersistedQueries(schema.documents)
+        self._trusted = TrustedDocuments(trusted_documents) if trusted_documents else None
         self._checkout = checkout
         self._merchants = merchants
         self._metrics = metrics
@@ -164,7 +171,10 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             await self._general(scope, receive, send, context)
             return
         try:
-            body = self._persisted.resolve(body)
+            if self._trusted is not None and not await self._api_key_caller(context):
+                body = self._trusted.resolve(body)
+            else:
+                body = self._persisted.resolve(body)
         except PersistedQueryNotFound:
             answer = orjson.dumps(NOT_FOUND)
             await raw_asgi.respond(send, HTTPStatus.OK.value, raw_asgi.json_headers(answer), answer)
@@ -226,6 +236,18 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             )
             return
         await self._general(scope, receive, send, context)
+
+    async def _api_key_caller(self, context: GraphQLContext) -> bool:
+        """Whether the request carries a valid merchant API key (trusted documents bind
+        everyone else)."""
+        authorization = context.authorization
+        if authorization is None or authorization.count(".") == 2:  # none, or an hcpToken
+            return False
+        try:
+            await self._merchants.authenticate(authorization=authorization)
+        except GatewayError:
+            return False
+        return True
 
     async def _charge(self, context: GraphQLContext, body: bytes) -> None:
         """Counts every root field of every operation in the request against the caller's

@@ -96,3 +96,14 @@ async def test_the_store_is_bounded_and_keeps_no_refused_document(
 
     assert evicted.json() == NOT_FOUND
     assert never.json() == NOT_FOUND
+
+
+async def test_an_unknown_hash_is_200_for_graphql_response_json_too(
+    client: httpx.AsyncClient, merchant: MerchantCredentials
+) -> None:
+    # Apollo Client 4 asks for application/graphql-response+json; the protocol says 200.
+    headers = {"Accept": "application/graphql-response+json", **merchant.read_headers}
+
+    response = await client.post("/graphql", json={"extensions": _hashed(POLL)}, headers=headers)
+
+    assert (response.status_code, response.json()) == (200, NOT_FOUND)
