@@ -160,20 +160,26 @@ class CheckoutService:
             session = self.readable(
                 found.get(checkout_session_id), reader=Reader(merchant_id), now=self.clock()
             )
-            state = _watched_state(session, found)
+            state = _watched_state(session, found, self.clock())
             yield session
             while session.status is CheckoutSessionStatus.INITIATED:
-                remaining = (session.expires_at - self.clock()).total_seconds()
+                now = self.clock()
+                remaining = (session.expires_at - now).total_seconds()
                 if remaining <= 0:
                     yield session  # the expiry is the last event
                     return
+                # A current child that expires first is an event too: wake up for it.
+                child = found.get(session.current_child_id) if session.current_child_id else None
+                if child is not None and child.is_open(now):
+                    remaining = min(remaining, (child.expires_at - now).total_seconds())
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(remaining, self._resync_seconds)):
+                    async with asyncio.timeout(max(0.0, min(remaining, self._resync_seconds))):
                         await changes.get()
                 found = await self._sessions((checkout_session_id,))
                 latest = found[checkout_session_id]  # sessions are never deleted
-                if _watched_state(latest, found) != state:
-                    session, state = latest, _watched_state(latest, found)
+                latest_state = _watched_state(latest, found, self.clock())
+                if latest_state != state:
+                    session, state = latest, latest_state
                     yield session
 
     # --- writes ---------------------------------------------------------------------------
@@ -400,10 +406,12 @@ def _fingerprint(request: NewCheckoutSession) -> str:
 
 
 def _watched_state(
-    session: CheckoutSession, found: Mapping[UUID, CheckoutSession]
-) -> tuple[int, int | None]:
-    """What a subscriber sees change: the session's version and its current child's
-    (read in the same statement)."""
+    session: CheckoutSession, found: Mapping[UUID, CheckoutSession], now: datetime
+) -> tuple[int, int | None, bool]:
+    """What a subscriber sees change: the session's version, and its current child's
+    (read in the same statement) and whether that child has expired."""
     child_id = session.current_child_id
     child = found.get(child_id) if child_id is not None else None
-    return session.version, child.version if child is not None else None
+    if child is None:
+        return session.version, None, False
+    return session.version, child.version, child.is_expired(now)

@@ -337,3 +337,39 @@ def test_a_failed_child_is_an_event_for_the_parents_subscribers(
             "checkoutSessionUpdated": {status: "INITIATED", "childSession": {status: "FAILED"}}
         }
     }
+
+
+def test_the_current_childs_expiry_is_an_event_for_the_parents_subscribers(
+    test_client: TestClient, merchant_keys: tuple[str, str], clock: Clock
+) -> None:
+    merchant_id, api_key = merchant_keys
+    parent = _create(test_client, api_key)
+    _create(test_client, api_key, parentSessionId=parent["id"], expiresInSeconds=60)
+    watch = (
+        "subscription($id: ID!) { checkoutSessionUpdated(id: $id) {"
+        " checkoutSessionStatus childSession { isExpired } } }"
+    )
+
+    with test_client.websocket_connect("/graphql", subprotocols=PROTOCOL) as ws:
+        ws.send_json({"type": "connection_init", "payload": {"merchantId": merchant_id}})
+        assert ws.receive_json() == {"type": "connection_ack"}
+        ws.send_json(
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {"query": watch, "variables": {"id": parent["id"]}},
+            }
+        )
+        first = _next(ws)
+        clock.advance(seconds=60)
+        expired = _next(ws)
+
+    def event(child_expired: bool) -> dict[str, Any]:
+        session = {
+            "checkoutSessionStatus": "INITIATED",
+            "childSession": {"isExpired": child_expired},
+        }
+        return {"data": {"checkoutSessionUpdated": session}}
+
+    assert first == event(False)
+    assert expired == event(True)

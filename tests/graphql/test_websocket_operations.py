@@ -5,6 +5,7 @@ limits, as an HTTP request does (graphql/websockets.py)."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -163,3 +164,30 @@ def test_the_operations_limit_of_a_connection_is_a_coded_error(
     assert [message["type"] for message in opened] == ["next", "next"]
     assert refused["type"] == "error"
     assert _codes(refused) == ["RATE_LIMITED"]
+
+
+def test_a_key_revoked_while_the_socket_is_open_writes_no_more(
+    clients: tuple[TestClient, TestClient], merchant: tuple[str, str]
+) -> None:
+    free, _ = clients
+    merchant_id, api_key = merchant
+    first, second = _create(free, api_key), _create(free, api_key)
+
+    with _connected(free, {}) as ws:
+        ws.send_json({"type": "connection_init", "payload": {"authorization": f"Bearer {api_key}"}})
+        assert ws.receive_json() == {"type": "connection_ack"}
+        before = _operation(ws, "1", CANCEL_MUTATION, {"id": first})
+        ws.receive_json()  # complete
+        free.portal.call(  # type: ignore[union-attr]
+            _rotate,
+            free.app.state.container.merchants,
+            merchant_id,  # type: ignore[attr-defined]
+        )
+        after = _operation(ws, "2", CANCEL_MUTATION, {"id": second})
+
+    assert "errors" not in before["payload"]
+    assert _codes(after) == ["UNAUTHENTICATED"]
+
+
+async def _rotate(service: Any, merchant_id: str) -> None:
+    await service.rotate_api_key(merchant_id=uuid.UUID(merchant_id))
