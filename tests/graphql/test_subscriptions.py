@@ -268,6 +268,13 @@ def test_a_query_that_is_not_a_string_is_a_coded_error(
     assert not [record for record in caplog.records if record.levelname in {"ERROR", "CRITICAL"}]
 
 
+def _watch(ws: WebSocketTestSession, merchant_id: str, query: str, session_id: str) -> None:
+    ws.send_json({"type": "connection_init", "payload": {"merchantId": merchant_id}})
+    assert ws.receive_json() == {"type": "connection_ack"}
+    payload = {"query": query, "variables": {"id": session_id}}
+    ws.send_json({"id": "1", "type": "subscribe", "payload": payload})
+
+
 PARENT_SUBSCRIPTION = """
 subscription Watch($id: ID!) {
   checkoutSessionUpdated(id: $id) { checkoutSessionStatus childSession { checkoutSessionStatus } }
@@ -283,15 +290,7 @@ def test_each_event_shows_the_child_session_as_it_is_at_that_event(
     child = _create(test_client, api_key, parentSessionId=parent["id"])
 
     with test_client.websocket_connect("/graphql", subprotocols=PROTOCOL) as ws:
-        ws.send_json({"type": "connection_init", "payload": {"merchantId": merchant_id}})
-        assert ws.receive_json() == {"type": "connection_ack"}
-        ws.send_json(
-            {
-                "id": "1",
-                "type": "subscribe",
-                "payload": {"query": PARENT_SUBSCRIPTION, "variables": {"id": parent["id"]}},
-            }
-        )
+        _watch(ws, merchant_id, PARENT_SUBSCRIPTION, parent["id"])
         first = _next(ws)
         _post(test_client, api_key, COMPLETE_MUTATION, {"id": child["id"], "paymentMethod": CARD})
         last = _next(ws)
@@ -317,15 +316,7 @@ def test_a_failed_child_is_an_event_for_the_parents_subscribers(
     child = _create(test_client, api_key, parentSessionId=parent["id"])
 
     with test_client.websocket_connect("/graphql", subprotocols=PROTOCOL) as ws:
-        ws.send_json({"type": "connection_init", "payload": {"merchantId": merchant_id}})
-        assert ws.receive_json() == {"type": "connection_ack"}
-        ws.send_json(
-            {
-                "id": "1",
-                "type": "subscribe",
-                "payload": {"query": PARENT_SUBSCRIPTION, "variables": {"id": parent["id"]}},
-            }
-        )
+        _watch(ws, merchant_id, PARENT_SUBSCRIPTION, parent["id"])
         _next(ws)
         _post(test_client, api_key, FAIL_MUTATION, {"id": child["id"], "reason": "declined"})
         event = _next(ws)
@@ -351,15 +342,7 @@ def test_the_current_childs_expiry_is_an_event_for_the_parents_subscribers(
     )
 
     with test_client.websocket_connect("/graphql", subprotocols=PROTOCOL) as ws:
-        ws.send_json({"type": "connection_init", "payload": {"merchantId": merchant_id}})
-        assert ws.receive_json() == {"type": "connection_ack"}
-        ws.send_json(
-            {
-                "id": "1",
-                "type": "subscribe",
-                "payload": {"query": watch, "variables": {"id": parent["id"]}},
-            }
-        )
+        _watch(ws, merchant_id, watch, parent["id"])
         first = _next(ws)
         clock.advance(seconds=60)
         expired = _next(ws)
