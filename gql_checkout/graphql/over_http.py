@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 from starlette.types import Message, Send
+from strawberry.http.streaming import SSETransport
 
 from gql_checkout.domain.errors import ValidationError
 
@@ -118,3 +119,16 @@ def body_from_query_string(query_string: bytes) -> bytes | None:
 def _code(error: object) -> object:
     extensions = error.get("extensions") if isinstance(error, dict) else None
     return extensions.get("code") if isinstance(extensions, dict) else None
+
+
+class EventStreamAlone(SSETransport):
+    """GraphQL over SSE (graphql-sse's distinct connections) for a client that asks for
+    ``text/event-stream`` and no JSON: a query whose Accept also admits JSON, as urql's
+    default does, is answered with JSON."""
+
+    def accepts(self, accept: str) -> bool:
+        types = {part.split(";", 1)[0].strip().lower() for part in accept.split(",")}
+        return "text/event-stream" in types and not types & _JSON_TYPES
+
+
+_JSON_TYPES = frozenset({"application/json", GRAPHQL_RESPONSE, "*/*", "application/*"})

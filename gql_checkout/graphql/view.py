@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http.streaming import HTTPStreamTransport, SSETransport
+from strawberry.http.streaming import HTTPStreamTransport
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -50,24 +50,11 @@ _MEMBER_TYPES = (
 _PLAN_HEADERS = frozenset({b"content-type", b"accept", *over_http.PREFLIGHT_HEADERS})
 
 
-class EventStreamAlone(SSETransport):
-    """GraphQL over SSE (graphql-sse's distinct connections) for a client that asks for
-    ``text/event-stream`` and no JSON: a query whose Accept also admits JSON, as urql's
-    default does, is answered with JSON."""
-
-    def accepts(self, accept: str) -> bool:
-        types = {part.split(";", 1)[0].strip().lower() for part in accept.split(",")}
-        return "text/event-stream" in types and not types & _JSON_TYPES
-
-
-_JSON_TYPES = frozenset({"application/json", over_http.GRAPHQL_RESPONSE, "*/*", "application/*"})
-
-
 class GraphQLView(GraphQL[GraphQLContext, None]):
     schema: GatewaySchema
     graphql_transport_ws_handler_class = OperationContexts
     stream_transport_classes_by_protocol: Mapping[str, type[HTTPStreamTransport]] = {
-        GRAPHQL_SSE_PROTOCOL: EventStreamAlone
+        GRAPHQL_SSE_PROTOCOL: over_http.EventStreamAlone
     }
 
     def __init__(
