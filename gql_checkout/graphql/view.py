@@ -174,10 +174,6 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             single = compiled.request_body(body, headers.get(b"content-type"))
         except compiled.Unsupported:
             single = None  # a batch, or more than a plain body: Strawberry reads it
-        if method == "GET" and _is_mutation(self.schema.documents, single):
-            refusal = ValidationError(detail="Mutations are sent with POST, not GET.")
-            await _coded_error(send, refusal, HTTPStatus.METHOD_NOT_ALLOWED, allow=b"POST")
-            return
         if single is not None:
             try:
                 self.schema.documents.admit(single[0])
@@ -211,6 +207,11 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
                     send, HTTPStatus.OK.value, raw_asgi.json_headers(answer), answer
                 )
                 return
+        # Not before: a plan answers only queries, and a poll need not look twice.
+        if method == "GET" and _is_mutation(self.schema.documents, single):
+            refusal = ValidationError(detail="Mutations are sent with POST, not GET.")
+            await _coded_error(send, refusal, HTTPStatus.METHOD_NOT_ALLOWED, allow=b"POST")
+            return
         try:
             await self._charge(context, body)
         except RateLimited as error:
