@@ -178,11 +178,8 @@ def test_a_key_revoked_while_the_socket_is_open_writes_no_more(
         assert ws.receive_json() == {"type": "connection_ack"}
         before = _operation(ws, "1", CANCEL_MUTATION, {"id": first})
         ws.receive_json()  # complete
-        free.portal.call(  # type: ignore[union-attr]
-            _rotate,
-            free.app.state.container.merchants,
-            merchant_id,  # type: ignore[attr-defined]
-        )
+        merchants = free.app.state.container.merchants  # type: ignore[attr-defined]
+        free.portal.call(_rotate, merchants, merchant_id)  # type: ignore[union-attr]
         after = _operation(ws, "2", CANCEL_MUTATION, {"id": second})
 
     assert "errors" not in before["payload"]
