@@ -138,6 +138,10 @@ class Compiler:
             admitted = self._documents.admit(query)
         except GraphQLError:
             return None
+        return self.plan_for(admitted, operation_name)
+
+    def plan_for(self, admitted: Admitted, operation_name: str | None) -> Plan | None:
+        """``plan`` for a document the caller has admitted already."""
         key = (admitted.digest, operation_name)
         if key in self._plans:
             self._plans.move_to_end(key)

@@ -69,6 +69,8 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
     ) -> None:
         super().__init__(schema, **options)
         self._persisted = PersistedQueries(schema.documents)
+        # Strawberry builds its stream transports anew at each look-up: once is enough.
+        self._streams = tuple(self._stream_transport_map.values())
         self._trusted = TrustedDocuments(trusted_documents) if trusted_documents else None
         self._checkout = checkout
         self._merchants = merchants
@@ -174,9 +176,10 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             single = compiled.request_body(body, headers.get(b"content-type"))
         except compiled.Unsupported:
             single = None  # a batch, or more than a plain body: Strawberry reads it
+        admitted = None
         if single is not None:
             try:
-                self.schema.documents.admit(single[0])
+                admitted = self.schema.documents.admit(single[0])
             except GraphQLError as error:
                 # Refused by a limit, or not GraphQL: answered as Strawberry would, without
                 # the ~1 ms of its machinery (a cheap request stays cheap).
@@ -186,15 +189,15 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
         if (
             compiler is not None
             and single is not None
+            and admitted is not None
             # Whatever Accept lists, unless Strawberry would stream the answer (SSE,
             # multipart) for it: then the answer is Strawberry's to give.
-            and self._get_stream_transport_from_headers({"accept": headers.get(b"accept", "")})
-            is None
+            and not self._streamed(headers.get(b"accept", ""))
         ):
             # A poll: a compiled plan answers it if it can.
-            query, operation_name, variables = single
+            _, operation_name, variables = single
             try:
-                plan = compiler.plan(query, operation_name)
+                plan = compiler.plan_for(admitted, operation_name)
                 if plan is None:
                     raise compiled.Unsupported
                 context.read_cost = plan.cost
@@ -224,6 +227,9 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             )
             return
         await self._general(scope, receive, send, context)
+
+    def _streamed(self, accept: str) -> bool:
+        return bool(accept) and any(stream.accepts(accept) for stream in self._streams)
 
     async def _api_key_caller(self, context: GraphQLContext) -> bool:
         """Whether the request carries a valid merchant API key (trusted documents bind

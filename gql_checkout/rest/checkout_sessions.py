@@ -118,8 +118,14 @@ def _etag_matches(if_none_match: str | None, etag: str) -> bool:
 
 
 # The REST shape: the table's REST fields, in its order; the heavy ones with init=true.
+# The session's own fields are rendered in one pass, then the rest (related sessions,
+# the profile's), which the table lists after them (asserted: the keys keep its order).
 _ALWAYS = tuple(field for field in SESSION_FIELDS if field.rest is Rest.ALWAYS)
 _WITH_INIT = tuple(field for field in SESSION_FIELDS if field.rest is not Rest.NEVER)
+_OWN = tuple((f.name, SESSION_JSON[f.name]) for f in _ALWAYS if f.source is Source.SESSION)
+_OTHERS = tuple(field for field in _ALWAYS if field.source is not Source.SESSION)
+_OTHERS_WITH_INIT = tuple(field for field in _WITH_INIT if field.source is not Source.SESSION)
+assert _WITH_INIT[: len(_OWN)] == tuple(f for f in _WITH_INIT if f.source is Source.SESSION)
 
 
 def _render_session(
@@ -133,12 +139,10 @@ def _render_session(
 ) -> dict[str, Any]:
     """The session as REST shows it; ``related`` holds the sessions its RELATED fields may
     name (a missing one is null)."""
-    rendered: dict[str, Any] = {}
-    for field in _WITH_INIT if init else _ALWAYS:
+    rendered: dict[str, Any] = {name: json(session, now) for name, json in _OWN}
+    for field in _OTHERS_WITH_INIT if init else _OTHERS:
         name = field.name
-        if field.source is Source.SESSION:
-            rendered[name] = SESSION_JSON[name](session, now)
-        elif field.source is Source.RELATED:
+        if field.source is Source.RELATED:
             related_id = field.value(session)
             other = related.get(related_id) if related_id is not None else None
             rendered[name] = (
