@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from testkit.documents import CREATE_MUTATION
+from testkit.documents import create_session_now
 from testkit.server import running_server
 
 REPEATED = '{ checkoutSession(id: "x") { ' + "childSession { id } " * 490 + "} }"
@@ -92,14 +92,7 @@ def main() -> None:
     ):
         merchant = server.create_merchant()
         with httpx.Client(base_url=server.base_url, timeout=30) as client:
-            created = client.post(
-                "/graphql",
-                json={
-                    "query": CREATE_MUTATION,
-                    "variables": {"input": {"amount": 100, "currency": "EUR"}},
-                },
-                headers=merchant.write_headers,
-            ).json()["data"]["createCheckoutSession"]
+            created = create_session_now(client, merchant.api_key)
             path = f"/v1/checkout-sessions/{created['id']}"
             _poll_latencies(client, path, merchant.read_headers, 1.0)  # warm up
             idle = _poll_latencies(client, path, merchant.read_headers, args.seconds)

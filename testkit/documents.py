@@ -83,3 +83,17 @@ async def session_in_state(
     if state == "expired":
         clock.advance(seconds=60)
     return session
+
+
+def create_session_now(client: httpx.Client, api_key: str, **input_fields: Any) -> dict[str, Any]:
+    """``create_session`` for a blocking client (a real server's tests and benchmarks)."""
+    variables = {"input": {"amount": 1000, "currency": "EUR", **input_fields}}
+    response = client.post(
+        "/graphql",
+        json={"query": CREATE_MUTATION, "variables": variables},
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
+    body: dict[str, Any] = response.json()
+    assert "errors" not in body, body
+    session: dict[str, Any] = body["data"]["createCheckoutSession"]
+    return session

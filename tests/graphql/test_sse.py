@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from testkit.documents import CARD, COMPLETE_MUTATION, CREATE_MUTATION, create_session
+from testkit.documents import CARD, COMPLETE_MUTATION, create_session, create_session_now
 from testkit.merchants import MerchantCredentials
 from testkit.server import LiveServer
 
@@ -60,14 +60,7 @@ async def test_a_query_over_sse_is_one_next_then_complete(
 def test_a_subscription_over_sse_streams_every_change(live_server: LiveServer) -> None:
     merchant = live_server.create_merchant()
     with httpx.Client(base_url=live_server.base_url, timeout=10) as client:
-        created = client.post(
-            "/graphql",
-            json={
-                "query": CREATE_MUTATION,
-                "variables": {"input": {"amount": 100, "currency": "EUR"}},
-            },
-            headers=merchant.write_headers,
-        ).json()["data"]["createCheckoutSession"]
+        created = create_session_now(client, merchant.api_key)
         body = {"query": WATCH, "variables": {"id": created["id"]}}
         seen: list[tuple[str, Any]] = []
         with client.stream(
