@@ -23,9 +23,9 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import orjson
@@ -107,6 +107,9 @@ class Plan:
     # shape as they are; else each request evaluates and merges them (as CollectFields).
     static: bool
     cost: int  # distinct `checkoutSession` root keys: what the rate limit counts
+
+
+F = TypeVar("F", Root, Selected)
 
 
 class Unsupported(Exception):
@@ -325,39 +328,21 @@ class _Collector:
         return tuple(conditions)
 
 
-def _merged(fields: Sequence[Selected], booleans: Mapping[str, bool]) -> tuple[Selected, ...]:
-    """The fields selected, merged by response key in first-seen order, as the executor's
-    CollectFields does (a field whose conditions fail is not selected at all)."""
-    by_key: dict[str, Selected] = {}
+def _merged(fields: Sequence[F], booleans: Mapping[str, bool]) -> tuple[F, ...]:
+    """The fields (or roots) selected, merged by response key in first-seen order, as the
+    executor's CollectFields does: a field whose conditions fail is not selected at all,
+    and the same field again (validation: same name and arguments) adds its selections."""
+    by_key: dict[str, F] = {}
     for field in fields:
         if not all(condition.holds(booleans) for condition in field.conditions):
             continue
         seen = by_key.get(field.key)
-        if seen is None:
-            by_key[field.key] = field
-        else:
-            by_key[field.key] = Selected(field.key, field.name, seen.fields + field.fields)
+        by_key[field.key] = (
+            field if seen is None else replace(seen, fields=seen.fields + field.fields)
+        )
     return tuple(
-        Selected(field.key, field.name, _merged(field.fields, booleans) if field.fields else ())
+        replace(field, fields=_merged(field.fields, booleans), conditions=())
         for field in by_key.values()
-    )
-
-
-def _merged_roots(roots: Sequence[Root], booleans: Mapping[str, bool]) -> tuple[Root, ...]:
-    by_key: dict[str, Root] = {}
-    for root in roots:
-        if not all(condition.holds(booleans) for condition in root.conditions):
-            continue
-        seen = by_key.get(root.key)
-        if seen is None:
-            by_key[root.key] = root
-        else:  # the same field again (validation: same name and argument)
-            by_key[root.key] = Root(
-                root.key, root.name, root.id_literal, root.id_variable, seen.fields + root.fields
-            )
-    return tuple(
-        Root(r.key, r.name, r.id_literal, r.id_variable, _merged(r.fields, booleans))
-        for r in by_key.values()
     )
 
 
@@ -430,7 +415,7 @@ async def run_plan(plan: Plan, variables: Any, context: GraphQLContext) -> dict[
     variables = variables or {}
     all_roots = plan.roots
     if not plan.static:
-        all_roots = _merged_roots(plan.roots, _booleans(plan, variables))
+        all_roots = _merged(plan.roots, _booleans(plan, variables))
     roots_read = [root for root in all_roots if root.name == "checkoutSession"]
     raw_ids = _ids(roots_read, variables)
     found: dict[UUID, CheckoutSession] = {}

@@ -160,7 +160,9 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             await self._general(scope, receive, send, context)
             return
         try:
-            if self._trusted is not None and not await self._api_key_caller(context):
+            if self._trusted is not None and not await self._merchants.carries_api_key(
+                authorization=context.authorization
+            ):
                 body = self._trusted.resolve(body)
             else:
                 body = self._persisted.resolve(body)
@@ -230,18 +232,6 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
 
     def _streamed(self, accept: str) -> bool:
         return bool(accept) and any(stream.accepts(accept) for stream in self._streams)
-
-    async def _api_key_caller(self, context: GraphQLContext) -> bool:
-        """Whether the request carries a valid merchant API key (trusted documents bind
-        everyone else)."""
-        authorization = context.authorization
-        if authorization is None or authorization.count(".") == 2:  # none, or an hcpToken
-            return False
-        try:
-            await self._merchants.authenticate(authorization=authorization)
-        except GatewayError:
-            return False
-        return True
 
     async def _charge(self, context: GraphQLContext, body: bytes) -> None:
         """Counts every root field of every operation in the request against the caller's

@@ -12,7 +12,12 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_checkout.domain.clock import Clock, stamp, utc_now
-from gql_checkout.domain.errors import Forbidden, Unauthenticated, ValidationError
+from gql_checkout.domain.errors import (
+    Forbidden,
+    GatewayError,
+    Unauthenticated,
+    ValidationError,
+)
 from gql_checkout.domain.merchants import (
     DEFAULT_CARD_CATEGORIES,
     Appearance,
@@ -96,6 +101,19 @@ class MerchantService:
             )
         await self._limiter.check_read(merchant_id=reader.merchant_id, client=client, cost=cost)
         return reader
+
+    async def carries_api_key(self, *, authorization: str | None) -> bool:
+        """Whether ``authorization`` is a valid merchant API key (not an hcpToken)."""
+        if authorization is None:
+            return False
+        try:
+            credential = parse_bearer(authorization)
+            if self._tokens.looks_like_token(credential):
+                return False
+            await self.authenticate(authorization=authorization)
+        except GatewayError:
+            return False
+        return True
 
     async def count_read(self, *, merchant_id: UUID, client: str) -> None:
         """One read of a caller already identified (a subscription's start)."""

@@ -282,6 +282,12 @@ subscription Watch($id: ID!) {
 """
 
 
+def _parent_event(status: str, *, child: str) -> dict[str, Any]:
+    """An event of PARENT_SUBSCRIPTION."""
+    session = {"checkoutSessionStatus": status, "childSession": {"checkoutSessionStatus": child}}
+    return {"data": {"checkoutSessionUpdated": session}}
+
+
 def test_each_event_shows_the_child_session_as_it_is_at_that_event(
     test_client: TestClient, merchant_keys: tuple[str, str]
 ) -> None:
@@ -295,17 +301,8 @@ def test_each_event_shows_the_child_session_as_it_is_at_that_event(
         _post(test_client, api_key, COMPLETE_MUTATION, {"id": child["id"], "paymentMethod": CARD})
         last = _next(ws)
 
-    status = "checkoutSessionStatus"
-    assert first == {
-        "data": {
-            "checkoutSessionUpdated": {status: "INITIATED", "childSession": {status: "INITIATED"}}
-        }
-    }
-    assert last == {
-        "data": {
-            "checkoutSessionUpdated": {status: "COMPLETED", "childSession": {status: "COMPLETED"}}
-        }
-    }
+    assert first == _parent_event("INITIATED", child="INITIATED")
+    assert last == _parent_event("COMPLETED", child="COMPLETED")
 
 
 def test_a_failed_child_is_an_event_for_the_parents_subscribers(
@@ -321,13 +318,8 @@ def test_a_failed_child_is_an_event_for_the_parents_subscribers(
         _post(test_client, api_key, FAIL_MUTATION, {"id": child["id"], "reason": "declined"})
         event = _next(ws)
 
-    status = "checkoutSessionStatus"
     # The parent stays open for a retry; its subscribers learn of the failed child at once.
-    assert event == {
-        "data": {
-            "checkoutSessionUpdated": {status: "INITIATED", "childSession": {status: "FAILED"}}
-        }
-    }
+    assert event == _parent_event("INITIATED", child="FAILED")
 
 
 def test_the_current_childs_expiry_is_an_event_for_the_parents_subscribers(
