@@ -17,6 +17,7 @@ from gql_checkout.settings import Settings
 from gql_checkout.storage.bus import LocalBus, create_bus
 from gql_checkout.storage.engine import create_engine
 from gql_checkout.storage.reads import Reads, create_reads
+from gql_checkout.storage.writes import Writes, create_writes
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Container:
     engine: AsyncEngine
     bus: LocalBus
     reads: Reads
+    writes: Writes
     checkout: CheckoutService
     merchants: MerchantService
     metrics: Metrics
@@ -33,6 +35,7 @@ class Container:
 
     async def stop(self) -> None:
         await self.bus.stop()
+        await self.writes.close()
         self.reads.close()
         await self.engine.dispose()
 
@@ -41,6 +44,8 @@ def build_container(settings: Settings, *, clock: Clock = utc_now) -> Container:
     engine = create_engine(settings.database_url)
     bus = create_bus(engine)
     reads = create_reads(engine)
+    # On SQLite one writer per process, its writes committed in groups (storage/writes.py).
+    writes = create_writes(engine)
     # One set of keys: sessions sign and nginx's gate verifies with it, and reads accept
     # a session's token as their merchant's credential.
     tokens = HcpTokens(settings.hcp_secrets)
@@ -48,15 +53,18 @@ def build_container(settings: Settings, *, clock: Clock = utc_now) -> Container:
         engine=engine,
         bus=bus,
         reads=reads,
+        writes=writes,
         checkout=CheckoutService(
             engine=engine,
             tokens=tokens,
             bus=bus,
             clock=clock,
             reads=reads,
+            writes=writes,
         ),
         merchants=MerchantService(
             engine=engine,
+            writes=writes,
             limiter=RateLimiter(
                 reads=settings.limits.reads_per_client, writes=settings.limits.writes_per_merchant
             ),

@@ -80,7 +80,7 @@ async def app(settings: Settings, clock: Clock) -> AsyncIterator[Starlette]:
     app = create_app(settings, clock=clock)
     await migrate(app.state.container.engine)
     yield app
-    await app.state.container.engine.dispose()
+    await app.state.container.stop()
 
 
 @pytest.fixture

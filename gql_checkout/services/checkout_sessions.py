@@ -45,6 +45,7 @@ from gql_checkout.storage import repository
 from gql_checkout.storage.bus import LocalBus
 from gql_checkout.storage.coalesce import Coalescer
 from gql_checkout.storage.reads import Reads
+from gql_checkout.storage.writes import Writes
 
 # A watcher re-reads its session at least this often even without a bus message: the
 # bound on staleness should a message ever be lost (e.g. while a replica reconnects).
@@ -60,9 +61,11 @@ class CheckoutService:
         bus: LocalBus | None = None,
         clock: Clock = utc_now,
         reads: Reads,
+        writes: Writes,
         resync_seconds: float = RESYNC_SECONDS,
     ) -> None:
         self._engine = engine
+        self._writes = writes
         self._tokens = tokens
         self._bus = bus or LocalBus()
         self.clock = clock
@@ -219,7 +222,7 @@ class CheckoutService:
         # Signed as every read without a stored token signs it: one source for the claims.
         session = replace(session, hcp_token=self.hcp_token(session))
         try:
-            async with self._engine.begin() as conn:
+            async with self._writes.begin() as conn:
                 # The INSERT comes first: on SQLite the transaction then holds the write lock
                 # before it checks the parent, so the check and the update cannot interleave.
                 await repository.insert_session(
@@ -335,7 +338,7 @@ class CheckoutService:
     ) -> CheckoutSession:
         now = stamp(self.clock())
         propagates = status is CheckoutSessionStatus.COMPLETED
-        async with self._engine.begin() as conn:
+        async with self._writes.begin() as conn:
             session = await repository.get_session(conn, checkout_session_id=checkout_session_id)
             session = self._owned(session, merchant_id=merchant_id)
             parent_id = session.parent_id if propagates else None

@@ -29,6 +29,7 @@ from gql_checkout.domain.validation import parse_bearer
 from gql_checkout.services.hcp_tokens import HcpTokens
 from gql_checkout.services.rate_limits import RateLimiter
 from gql_checkout.storage import repository
+from gql_checkout.storage.writes import Writes
 
 API_KEY_PREFIX = "gqlc_sk_"
 _CREDENTIAL_REQUIRED = (
@@ -61,12 +62,14 @@ class MerchantService:
         self,
         *,
         engine: AsyncEngine,
+        writes: Writes,
         limiter: RateLimiter,
         tokens: HcpTokens,
         merchant_header: MerchantHeader = MerchantHeader.TRUSTED,
         clock: Clock = utc_now,
     ) -> None:
         self._engine = engine
+        self._writes = writes
         self._limiter = limiter
         self._tokens = tokens
         self._merchant_header = merchant_header
@@ -168,7 +171,7 @@ class MerchantService:
             appearance=appearance or Appearance(),
             card_categories=DEFAULT_CARD_CATEGORIES,
         )
-        async with self._engine.begin() as conn:
+        async with self._writes.begin() as conn:
             await repository.insert_merchant(
                 conn,
                 merchant=merchant,
@@ -182,7 +185,7 @@ class MerchantService:
         """Issues a new API key for a merchant (``api_key``, or a random one); the old one
         stops working."""
         api_key = api_key or _new_api_key()
-        async with self._engine.begin() as conn:
+        async with self._writes.begin() as conn:
             await repository.set_merchant_api_key_hash(
                 conn, merchant_id=merchant_id, api_key_hash=_hash_api_key(api_key)
             )

@@ -99,7 +99,7 @@ async def test_merchants_create_prints_a_working_api_key(tmp_path: Path) -> None
                 f"/v1/checkout-sessions/{session['id']}", headers={"X-Merchant-Id": merchant_id}
             )
     finally:
-        await app.state.container.engine.dispose()
+        await app.state.container.stop()
     assert read.status_code == HTTPStatus.OK, read.text
 
 

@@ -235,7 +235,7 @@ async def test_graphiql_is_not_served_in_production(tmp_path: Path) -> None:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         response = await client.get("/graphql", headers={"Accept": "text/html"})
-    await app.state.container.engine.dispose()
+    await app.state.container.stop()
 
     assert response.status_code != HTTPStatus.OK
     assert not response.headers["content-type"].startswith("text/html")

@@ -41,7 +41,7 @@ def client_for(settings: Settings, clock: Clock) -> ClientFor:
     async def prepare() -> None:
         setup = create_app(settings, clock=clock)
         await migrate(setup.state.container.engine)
-        await setup.state.container.engine.dispose()
+        await setup.state.container.stop()
 
     asyncio.run(prepare())
 

@@ -36,7 +36,7 @@ def test_client(settings: Settings, clock: Clock) -> Iterator[TestClient]:
     async def prepare() -> None:
         setup = create_app(settings, clock=clock)
         await migrate(setup.state.container.engine)
-        await setup.state.container.engine.dispose()
+        await setup.state.container.stop()
 
     asyncio.run(prepare())
     app: Starlette = create_app(settings, clock=clock)

@@ -35,7 +35,7 @@ async def trusted(
     transport = httpx.ASGITransport(app=locked)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
-    await locked.state.container.engine.dispose()
+    await locked.state.container.stop()
 
 
 def _codes(response: httpx.Response) -> list[str]:

@@ -34,7 +34,7 @@ def clients(settings: Settings, clock: Clock) -> Iterator[tuple[TestClient, Test
     async def prepare() -> None:
         setup = create_app(settings, clock=clock)
         await migrate(setup.state.container.engine)
-        await setup.state.container.engine.dispose()
+        await setup.state.container.stop()
 
     asyncio.run(prepare())
     limits = replace(

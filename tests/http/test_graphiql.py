@@ -94,7 +94,7 @@ async def production(
     transport = httpx.ASGITransport(app=locked)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
-    await locked.state.container.engine.dispose()
+    await locked.state.container.stop()
 
 
 async def test_the_page_loads_only_local_scripts_and_styles(page: Page) -> None:

@@ -35,7 +35,7 @@ async def test_not_ready_without_a_database() -> None:
             live = await client.get("/healthz")
             ready = await client.get("/readyz")
     finally:
-        await app.state.container.engine.dispose()
+        await app.state.container.stop()
 
     assert live.status_code == 200
     assert (ready.status_code, ready.json()) == (
@@ -56,7 +56,7 @@ async def guarded(app: Starlette, settings: Settings) -> AsyncIterator[httpx.Asy
     transport = httpx.ASGITransport(app=guarded)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
-    await guarded.state.container.engine.dispose()
+    await guarded.state.container.stop()
 
 
 async def test_metrics_answer_everyone_without_a_token_setting(client: httpx.AsyncClient) -> None:

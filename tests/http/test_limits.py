@@ -33,7 +33,7 @@ async def limited_client(
     transport = httpx.ASGITransport(app=limited)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
-    await limited.state.container.engine.dispose()
+    await limited.state.container.stop()
 
 
 async def test_rest_reads_are_rate_limited_per_client(
@@ -177,7 +177,7 @@ async def test_a_request_past_its_time_limit_is_abandoned(
                 headers=merchant.read_headers,
             )
     finally:
-        await hurried.state.container.engine.dispose()
+        await hurried.state.container.stop()
 
     assert response.status_code == 503
     assert response.json()["code"] == "REQUEST_TIMEOUT"

@@ -135,7 +135,7 @@ async def test_operations_are_traced_when_configured(
             session = await create_session(client, merchant.api_key)
             await graphql(client, STATUS_QUERY, {"id": session["id"]}, merchant.read_headers)
     finally:
-        await traced.state.container.engine.dispose()
+        await traced.state.container.stop()
 
     names = {span.name for span in exporter.get_finished_spans()}
     assert {"GraphQL Query: Create", "GraphQL Resolving: checkoutSession"} <= names, names

@@ -29,7 +29,7 @@ async def production(
     transport = httpx.ASGITransport(app=locked)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
-    await locked.state.container.engine.dispose()
+    await locked.state.container.stop()
 
 
 async def test_no_graphiql(production: httpx.AsyncClient, client: httpx.AsyncClient) -> None:

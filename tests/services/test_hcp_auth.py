@@ -249,7 +249,7 @@ async def test_rotation_keeps_old_tokens_working(
             new_token = read.json()["data"]["hcpToken"]
             new_token_works = await _auth(rotated_client, new_token)
     finally:
-        await rotated.state.container.engine.dispose()
+        await rotated.state.container.stop()
 
     assert old_token.status_code == 204
     assert new_token != session["hcpToken"]

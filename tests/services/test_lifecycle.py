@@ -407,14 +407,14 @@ async def test_idempotency_keys_survive_a_restart(
 ) -> None:
     async with _client(app) as client:
         first = await create_session(client, merchant.api_key, idempotencyKey="order-1")
-    await app.state.container.engine.dispose()
+    await app.state.container.stop()
 
     restarted = create_app(settings, clock=clock)
     try:
         async with _client(restarted) as client:
             second = await create_session(client, merchant.api_key, idempotencyKey="order-1")
     finally:
-        await restarted.state.container.engine.dispose()
+        await restarted.state.container.stop()
 
     assert second["id"] == first["id"]
 

@@ -48,7 +48,7 @@ async def client_for(app: Starlette, settings: Settings, clock: Clock) -> AsyncI
     for client in clients:
         await client.aclose()
     for other in apps:
-        await other.state.container.engine.dispose()
+        await other.state.container.stop()
 
 
 @pytest.fixture

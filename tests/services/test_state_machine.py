@@ -132,7 +132,7 @@ def _template_database() -> tuple[Path, UUID, UUID]:
             merchant, _key = await services.merchants.create_merchant(name="Acme")
             other, _key = await services.merchants.create_merchant(name="Other")
         finally:
-            await services.engine.dispose()
+            await services.stop()
         return merchant.id, other.id
 
     merchant_id, other_merchant_id = asyncio.run(build())
@@ -150,6 +150,7 @@ class CheckoutLifecycle(RuleBasedStateMachine):
         self._runner = asyncio.Runner()
         self.clock = Clock()
         services = create_app(_settings(database), clock=self.clock).state.container
+        self.services = services
         self.engine = services.engine
         self.service = services.checkout
         self.model: dict[UUID, Modelled] = {}  # in creation order
@@ -157,7 +158,7 @@ class CheckoutLifecycle(RuleBasedStateMachine):
         self.last_stored = Snapshot()  # as the invariant last loaded it
 
     def teardown(self) -> None:
-        self.run(self.engine.dispose())
+        self.run(self.services.stop())
         self._runner.close()
         self._directory.cleanup()
 
