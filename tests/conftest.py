@@ -20,6 +20,7 @@ from gql_checkout.services.checkout_sessions import CheckoutService
 from gql_checkout.settings import Environment, Settings
 from gql_checkout.storage.migrate import migrate
 from gql_checkout.storage.sqlite_reads import SqliteReads
+from gql_checkout.storage.writes import SqliteWriter
 from testkit.clock import Clock
 from testkit.merchants import TEST_SECRET, MerchantCredentials
 from testkit.postgres import postgres_cluster
@@ -111,6 +112,9 @@ async def other_merchant(app: Starlette) -> MerchantCredentials:
     return await _new_merchant(app, "Other")
 
 
+_TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
 class StatementCounter:
     """Counts the SQL statements the app sends (BEGIN/COMMIT are not statements)."""
 
@@ -118,7 +122,8 @@ class StatementCounter:
         self.statements: list[str] = []
 
     def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        self.statements.append(statement)
+        if not statement.startswith(_TRANSACTION_CONTROL):  # SQLite's writer sends them
+            self.statements.append(statement)
 
     @property
     def count(self) -> int:
@@ -132,12 +137,16 @@ class StatementCounter:
 def statements(app: Starlette) -> Iterator[StatementCounter]:
     counter = StatementCounter()
     services = app.state.container
-    sync_engine = services.engine.sync_engine
-    event.listen(sync_engine, "before_cursor_execute", counter)
+    engines = [services.engine.sync_engine]
+    if isinstance(services.writes, SqliteWriter):  # its own engine
+        engines.append(services.writes.engine.sync_engine)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", counter)
     if isinstance(services.reads, SqliteReads):  # on the loop: sqlite3 traces them
         services.reads.trace(counter.statements.append)
     yield counter
-    event.remove(sync_engine, "before_cursor_execute", counter)
+    for engine in engines:
+        event.remove(engine, "before_cursor_execute", counter)
     if isinstance(services.reads, SqliteReads):
         services.reads.trace(None)
 

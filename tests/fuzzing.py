@@ -167,5 +167,7 @@ async def _seed(app: Starlette, clock: Clock) -> Seed:
             },
         )
     finally:
-        # The pool's connections belong to this loop; the fuzzer's loop opens its own.
+        # The writer's and the pool's connections belong to this loop; the fuzzer's loop
+        # opens its own.
+        await app.state.container.writes.close()
         await engine.dispose()

@@ -7,15 +7,18 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 
 
-def create_engine(database_url: str) -> AsyncEngine:
+def create_engine(database_url: str | URL, *, pooled: bool = True) -> AsyncEngine:
+    """The engine for a database URL; ``pooled=False`` for a holder of one long-lived
+    connection (SQLite's writer), which then never counts against the pool."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
         return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
-    engine = create_async_engine(url)
+    engine = create_async_engine(url) if pooled else create_async_engine(url, poolclass=NullPool)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 

@@ -25,7 +25,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gql_checkout.storage.engine import sqlite_file
+from gql_checkout.storage.engine import create_engine, sqlite_file
 
 # A batch commits after this many writes even if more are queued: bounds how long the
 # first write of a long queue waits for its acknowledgement.
@@ -58,7 +58,8 @@ class SqliteWriter:
     """One connection, writes in arrival order, group commit with a savepoint per write."""
 
     def __init__(self, engine: AsyncEngine, *, max_batch: int = MAX_BATCH) -> None:
-        self._engine = engine
+        # Its own engine, without a pool: the one connection is the writer's for good.
+        self._engine = create_engine(engine.url, pooled=False)
         self._max_batch = max_batch
         self._turn = asyncio.Lock()  # FIFO: one write on the connection at a time
         self._queued = 0  # writes waiting for their turn
@@ -70,6 +71,11 @@ class SqliteWriter:
         # batch's writes unanswered; the next write waits for it.
         self._committing: asyncio.Task[None] | None = None
         self._flushes: set[asyncio.Task[None]] = set()  # referenced until done
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The writer's own engine (one connection, no pool): where its statements go."""
+        return self._engine
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
@@ -123,12 +129,15 @@ class SqliteWriter:
         raise failure
 
     async def close(self) -> None:
+        """Closes the connection; a later write opens a new one (on any event loop)."""
         async with self._turn:
             if self._committing is not None:
                 await self._committing
             if self._connection is not None:
                 await self._connection.close()
                 self._connection = None
+            await self._engine.dispose()
+        self._turn = asyncio.Lock()
 
     async def _open(self) -> AsyncConnection:
         if self._connection is None:

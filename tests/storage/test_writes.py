@@ -49,22 +49,22 @@ async def _note(conn: AsyncConnection, body: str) -> None:
     await conn.execute(text("INSERT INTO notes (body) VALUES (:body)"), {"body": body})
 
 
-def _count_commits(engine: AsyncEngine) -> list[str]:
+def _count_commits(writer: SqliteWriter) -> list[str]:
     commits: list[str] = []
 
     def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if statement == "COMMIT":
             commits.append(statement)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    event.listen(writer.engine.sync_engine, "before_cursor_execute", seen)
     return commits
 
 
 async def test_concurrent_writes_commit_together_and_every_one_is_durable_when_answered(
     database: tuple[AsyncEngine, Path], writer: SqliteWriter
 ) -> None:
-    engine, path = database
-    commits = _count_commits(engine)
+    _engine, path = database
+    commits = _count_commits(writer)
 
     async def write(number: int) -> None:
         async with writer.begin() as conn:
