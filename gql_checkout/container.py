@@ -64,6 +64,7 @@ def build_container(settings: Settings, *, clock: Clock = utc_now) -> Container:
         ),
         merchants=MerchantService(
             engine=engine,
+            reads=reads,
             writes=writes,
             limiter=RateLimiter(
                 reads=settings.limits.reads_per_client, writes=settings.limits.writes_per_merchant

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 import uuid
 from enum import StrEnum
@@ -29,6 +28,8 @@ from gql_checkout.domain.validation import parse_bearer
 from gql_checkout.services.hcp_tokens import HcpTokens
 from gql_checkout.services.rate_limits import RateLimiter
 from gql_checkout.storage import repository
+from gql_checkout.storage.coalesce import Coalescer
+from gql_checkout.storage.reads import Reads
 from gql_checkout.storage.writes import Writes
 
 API_KEY_PREFIX = "gqlc_sk_"
@@ -62,6 +63,7 @@ class MerchantService:
         self,
         *,
         engine: AsyncEngine,
+        reads: Reads,
         writes: Writes,
         limiter: RateLimiter,
         tokens: HcpTokens,
@@ -70,6 +72,11 @@ class MerchantService:
     ) -> None:
         self._engine = engine
         self._writes = writes
+        # Concurrent requests with API keys share one read (a batch, never a cache: a
+        # rotated key stops working at once).
+        self._merchants_by_api_key_hash = Coalescer[str, Merchant](
+            reads.merchants_by_api_key_hash
+        ).get_many
         self._limiter = limiter
         self._tokens = tokens
         self._merchant_header = merchant_header
@@ -79,11 +86,10 @@ class MerchantService:
         """The merchant whose API key is in an ``Authorization: Bearer`` header."""
         api_key = parse_bearer(authorization)
         api_key_hash = _hash_api_key(api_key)
-        async with self._engine.connect() as conn:
-            found = await repository.get_merchant_by_api_key_hash(conn, api_key_hash=api_key_hash)
-        if found is None or not hmac.compare_digest(found[1], api_key_hash):
+        found = (await self._merchants_by_api_key_hash((api_key_hash,))).get(api_key_hash)
+        if found is None:
             raise Unauthenticated("The API key is not valid.")
-        return found[0]
+        return found
 
     async def resolve_reader(
         self, *, merchant_id: UUID | None, authorization: str | None, client: str, cost: int = 1

@@ -2,25 +2,76 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.util.concurrency import await_, in_greenlet
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 
 
-def create_engine(database_url: str | URL, *, pooled: bool = True) -> AsyncEngine:
-    """The engine for a database URL; ``pooled=False`` for a holder of one long-lived
-    connection (SQLite's writer), which then never counts against the pool."""
+def create_engine(database_url: str | URL) -> AsyncEngine:
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
         return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
-    engine = create_async_engine(url) if pooled else create_async_engine(url, poolclass=NullPool)
+    engine = create_async_engine(url)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+class SQLiteOnTheLoop(SQLiteDialect_pysqlite):
+    """The standard sqlite3 driver, declared async: an AsyncConnection of it runs each
+    statement at once, on the event loop (inside SQLAlchemy's greenlet), with no thread
+    hop. Only for statements that never wait: SQLite's writer holds the file's write lock
+    (taken in a thread) before it sends any, and sends its COMMIT from a thread."""
+
+    is_async = True
+    supports_statement_cache = True
+
+
+registry.register("sqlite.on_the_loop", __name__, "SQLiteOnTheLoop")
+
+
+def create_sqlite_writer_engine(database_file: str) -> AsyncEngine:
+    """An engine of one connection, no pool, statements on the loop (``SQLiteOnTheLoop``);
+    the sqlite3 connection may also be used from one other thread at a time."""
+    engine = create_async_engine(
+        URL.create("sqlite+on_the_loop", database=database_file),
+        poolclass=NullPool,
+        connect_args={"check_same_thread": False, "factory": _OnTheLoopConnection},
+    )
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    event.listen(engine.sync_engine, "before_cursor_execute", _await_nothing)
+    return engine
+
+
+class _OnTheLoopCursor(sqlite3.Cursor):
+    async def _async_soft_close(self) -> None:
+        """What SQLAlchemy's asyncio layer calls on a result it hands back: rows of a
+        sqlite3 cursor are read on the loop as asked, so there is nothing to prefetch."""
+
+
+class _OnTheLoopConnection(sqlite3.Connection):
+    def cursor(self, factory: Any = _OnTheLoopCursor) -> Any:
+        return super().cursor(factory)
+
+
+async def _nothing() -> None:
+    """Completes without suspending."""
+
+
+def _await_nothing(*_args: Any) -> None:
+    # AsyncConnection.execute insists that a statement awaited something, as an async
+    # driver always does; this await completes at once, without a trip through the loop.
+    # (A statement sent from a thread, outside any greenlet, awaits nothing.)
+    if in_greenlet():
+        await_(_nothing())
 
 
 def sqlite_file(url: str | URL) -> str | None:

@@ -11,7 +11,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_checkout.domain.checkout_sessions import CheckoutSession
-from gql_checkout.domain.merchants import MerchantProfile
+from gql_checkout.domain.merchants import Merchant, MerchantProfile
 from gql_checkout.storage import repository
 from gql_checkout.storage.engine import sqlite_file
 from gql_checkout.storage.sqlite_reads import SqliteReads
@@ -23,6 +23,9 @@ class Reads(Protocol):
 
     async def profiles(self, ids: Sequence[UUID]) -> dict[UUID, MerchantProfile]:
         """The merchants' profiles found, by merchant id."""
+
+    async def merchants_by_api_key_hash(self, hashes: Sequence[str]) -> dict[str, Merchant]:
+        """The merchants found, by the hash of their API key."""
 
     def close(self) -> None:
         """Releases what the reader holds beyond the engine."""
@@ -43,6 +46,13 @@ class EngineReads:
     async def profiles(self, ids: Sequence[UUID]) -> dict[UUID, MerchantProfile]:
         async with self._engine.connect() as conn:
             return await repository.get_merchant_profiles(conn, merchant_ids=ids)
+
+    async def merchants_by_api_key_hash(self, hashes: Sequence[str]) -> dict[str, Merchant]:
+        async with self._engine.connect() as conn:
+            result = await conn.execute(
+                repository.MERCHANTS_BY_API_KEY_HASHES, {"ids": list(hashes)}
+            )
+            return repository.merchants_by_api_key_hash_from_rows(result)
 
     def close(self) -> None:
         """The engine's pool is the container's to dispose."""

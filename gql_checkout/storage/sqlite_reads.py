@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache, partial
 from typing import Any
@@ -42,7 +42,7 @@ from sqlalchemy.types import TypeEngine
 
 from gql_checkout.domain.checkout_sessions import CheckoutSession
 from gql_checkout.domain.memo import RepeatMemo
-from gql_checkout.domain.merchants import MerchantProfile
+from gql_checkout.domain.merchants import Merchant, MerchantProfile
 from gql_checkout.domain.uuids import uuid_from_int
 from gql_checkout.storage import repository
 from gql_checkout.storage.engine import SQLITE_BUSY_TIMEOUT_MS, sqlite_file
@@ -64,7 +64,7 @@ class CompiledRead:
         self,
         statement: Select[Any],
         dialect: Dialect,
-        mapped: Callable[[list[list[Any]]], dict[UUID, Any]],
+        mapped: Callable[[list[list[Any]]], Mapping[Any, Any]],
     ) -> None:
         self._statement = statement
         self._dialect = dialect
@@ -87,7 +87,7 @@ class CompiledRead:
         padded = [*ids, *([ids[-1]] * (size - len(ids)))]
         return conn.execute(self._sql(size), [bind(i) for i in padded]).fetchall()
 
-    def _objects(self, raw: tuple[Any, ...]) -> tuple[tuple[UUID, Any], ...]:
+    def _objects(self, raw: tuple[Any, ...]) -> tuple[tuple[Any, Any], ...]:
         """The domain objects of one stored row, by id.
 
         Memoised on the row's stored values: polls read the same rows over and over, and
@@ -173,6 +173,11 @@ class SqliteReads:
         self._profiles = CompiledRead(
             repository.PROFILES_BY_IDS, engine.dialect, repository.profiles_from_rows
         )
+        self._merchants = CompiledRead(
+            repository.MERCHANTS_BY_API_KEY_HASHES,
+            engine.dialect,
+            repository.merchants_by_api_key_hash_from_rows,
+        )
         self._conn: sqlite3.Connection | None = None
         self._trace: Callable[[str], None] | None = None
         # The loop thread is the only user in a server; tests may drive the app from
@@ -185,7 +190,10 @@ class SqliteReads:
     async def profiles(self, ids: Sequence[UUID]) -> dict[UUID, MerchantProfile]:
         return self._read(self._profiles, ids)
 
-    def _read(self, read: CompiledRead, ids: Sequence[UUID]) -> dict[UUID, Any]:
+    async def merchants_by_api_key_hash(self, hashes: Sequence[str]) -> dict[str, Merchant]:
+        return self._read(self._merchants, hashes)
+
+    def _read(self, read: CompiledRead, ids: Sequence[Any]) -> dict[Any, Any]:
         """``ids`` distinct, at most ``coalesce.MAX_KEYS_PER_QUERY`` (the coalescer's batch)."""
         with self._lock:
             rows = read.rows(self._connection(), ids)

@@ -5,7 +5,9 @@ PostgreSQL takes concurrent transactions as they come (``EngineWrites``). SQLite
 write lock per file: a pool of connections contending for it makes the losers sleep in
 SQLite's busy handler, with growing back-offs, which is what gave 16 concurrent creators
 second-long tails. ``SqliteWriter`` owns one connection instead and runs the process's
-writes on it one after another, in arrival order. Writes that queue up while another
+writes on it one after another, in arrival order, their statements on the event loop (no
+thread hop: SQLite answers them from memory once the write lock is held). Writes that queue
+up while another
 runs (or while a commit's fsync runs) join one transaction and commit together (group
 commit): one fsync for the lot. Each write after the first of its batch runs inside a
 SAVEPOINT, so a write that fails rolls back alone and the others still commit; none is
@@ -25,7 +27,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gql_checkout.storage.engine import create_engine, sqlite_file
+from gql_checkout.storage.engine import create_sqlite_writer_engine, sqlite_file
 
 # A batch commits after this many writes even if more are queued: bounds how long the
 # first write of a long queue waits for its acknowledgement.
@@ -58,8 +60,12 @@ class SqliteWriter:
     """One connection, writes in arrival order, group commit with a savepoint per write."""
 
     def __init__(self, engine: AsyncEngine, *, max_batch: int = MAX_BATCH) -> None:
-        # Its own engine, without a pool: the one connection is the writer's for good.
-        self._engine = create_engine(engine.url, pooled=False)
+        database_file = sqlite_file(engine.url)
+        assert database_file is not None, "an in-memory database has no second connection"
+        # Its own engine of one connection, statements on the loop: a write's statements
+        # cost no thread hop; BEGIN IMMEDIATE (which may wait for another process) and
+        # COMMIT (the fsync) run in a thread, once per batch.
+        self._engine = create_sqlite_writer_engine(database_file)
         self._max_batch = max_batch
         self._turn = asyncio.Lock()  # FIFO: one write on the connection at a time
         self._queued = 0  # writes waiting for their turn
@@ -98,7 +104,7 @@ class SqliteWriter:
             conn = await self._open()
             first = self._batch is None
             if first:
-                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                await _off_the_loop(conn, "BEGIN IMMEDIATE")
                 self._batch = []
             else:
                 await conn.exec_driver_sql("SAVEPOINT write")
@@ -159,7 +165,7 @@ class SqliteWriter:
     async def _commit(self, batch: list[asyncio.Future[None]]) -> None:
         assert self._connection is not None
         try:
-            await self._connection.exec_driver_sql("COMMIT")
+            await _off_the_loop(self._connection, "COMMIT")
         except Exception as error:
             with contextlib.suppress(Exception):
                 await self._connection.exec_driver_sql("ROLLBACK")
@@ -187,6 +193,14 @@ class SqliteWriter:
     async def _flush(self) -> None:
         async with self._turn:
             await self._commit_unless_more_queued()
+
+
+async def _off_the_loop(conn: AsyncConnection, statement: str) -> None:
+    """A statement that may wait (for another process's write lock, for the disk) run in
+    a thread, while the loop serves other requests."""
+    sync = conn.sync_connection
+    assert sync is not None
+    await asyncio.to_thread(sync.exec_driver_sql, statement)
 
 
 def create_writes(engine: AsyncEngine) -> Writes:
