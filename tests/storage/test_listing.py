@@ -67,13 +67,20 @@ def test_a_cursor_decodes_to_the_position_it_encodes(
     )
 )
 def test_any_other_text_is_a_validation_error_or_a_canonical_cursor(text_: str) -> None:
-    try:
-        position = decode_cursor(text_)
-    except ValidationError as error:
-        assert error.code == "VALIDATION_ERROR"
-        assert [e.field for e in error.field_errors] == ["after"]
+    if _decodes(text_):
+        assert encode_cursor(decode_cursor(text_)) == text_
     else:
-        assert encode_cursor(position) == text_
+        with pytest.raises(ValidationError) as raised:
+            decode_cursor(text_)
+        assert [e.field for e in raised.value.field_errors] == ["after"]
+
+
+def _decodes(text_: str) -> bool:
+    try:
+        decode_cursor(text_)
+    except ValidationError:
+        return False
+    return True
 
 
 # --- filters against a brute-force model --------------------------------------------------
@@ -81,7 +88,7 @@ def test_any_other_text_is_a_validation_error_or_a_canonical_cursor(text_: str) 
 
 def _dataset(merchants: list[uuid.UUID], seed: int) -> list[CheckoutSession]:
     """Sessions of every state, with many ties in created_at, some of them children."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - test data, not a secret
     sessions: list[CheckoutSession] = []
     for _ in range(80):
         merchant_id = rng.choice(merchants)
