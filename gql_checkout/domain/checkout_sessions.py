@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
+
+# A merchant's own strings on a session (order ids, cart ids): validated in
+# ``validation.parse_metadata``, rendered as a JSON object.
+Metadata = Mapping[str, str]
 
 
 class CheckoutSessionStatus(StrEnum):
@@ -47,6 +52,9 @@ class CheckoutSession:
     # As signed when the session was created (None on rows older than that): a bearer
     # credential, kept out of repr and so out of logs. ``service.hcp_token`` answers it.
     hcp_token: str | None = field(repr=False)
+    metadata: Metadata = field(default_factory=dict)
+    # The expired session this one was created to recover (``recoverCheckoutSession``).
+    recovered_from_id: UUID | None = None
 
     def is_expired(self, now: datetime) -> bool:
         return self.status is CheckoutSessionStatus.INITIATED and now >= self.expires_at
@@ -65,3 +73,5 @@ class NewCheckoutSession:
     expires_in_seconds: int
     parent_session_id: UUID | None
     idempotency_key: str | None
+    metadata: Metadata = field(default_factory=dict)
+    recovered_from_id: UUID | None = None

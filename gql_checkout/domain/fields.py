@@ -30,6 +30,7 @@ from uuid import UUID
 from gql_checkout.domain.checkout_sessions import (
     CheckoutSession,
     CheckoutSessionStatus,
+    Metadata,
     PaymentMethod,
 )
 from gql_checkout.domain.clock import rfc3339
@@ -142,6 +143,14 @@ SESSION_FIELDS: tuple[SessionField, ...] = (
         _Attribute("payment_method"),
         rest=Rest.ALWAYS,
     ),
+    SessionField(
+        "metadata",
+        Metadata,
+        Source.SESSION,
+        _Attribute("metadata"),
+        "The merchant's string keys and values ({} when none).",
+        Rest.ALWAYS,
+    ),
     SessionField("failureReason", str | None, Source.SESSION, _Attribute("failure_reason")),
     SessionField(
         "childSession",
@@ -157,6 +166,13 @@ SESSION_FIELDS: tuple[SessionField, ...] = (
         Source.RELATED,
         lambda s: s.parent_id,
         "The parent of a child session (lazy).",
+    ),
+    SessionField(
+        "recoveredFrom",
+        CheckoutSession,
+        Source.RELATED,
+        lambda s: s.recovered_from_id,
+        "The expired session this one recovers, if any (lazy).",
     ),
     SessionField(
         "appearance",

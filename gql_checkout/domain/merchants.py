@@ -71,3 +71,5 @@ class Reader:
 
     merchant_id: UUID
     checkout_session_id: UUID | None = None
+    # The merchant's API key was the credential: what lists (the back office) require.
+    by_api_key: bool = False

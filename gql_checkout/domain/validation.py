@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from uuid import UUID
 
-from gql_checkout.domain.checkout_sessions import NewCheckoutSession, PaymentMethod
+from gql_checkout.domain.checkout_sessions import Metadata, NewCheckoutSession, PaymentMethod
 from gql_checkout.domain.currencies import CURRENCIES
 from gql_checkout.domain.errors import FieldError, Unauthenticated, ValidationError
 from gql_checkout.domain.memo import RepeatMemo
@@ -18,6 +18,9 @@ MAX_AMOUNT = 99_999_999_999  # minor units; well inside a signed 64-bit column
 MAX_REFERENCE_LENGTH = 255
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 MAX_FAILURE_REASON_LENGTH = 500
+MAX_METADATA_KEYS = 20
+MAX_METADATA_KEY_LENGTH = 40
+MAX_METADATA_VALUE_LENGTH = 500
 _UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _LAST4 = re.compile(r"[0-9]{4}")
 _PAYMENT_METHOD_TYPES = frozenset({"CARD", "WALLET", "BANK_TRANSFER"})
@@ -59,8 +62,14 @@ def parse_new_checkout_session(
     expires_in_seconds: int | None,
     parent_session_id: str | None,
     idempotency_key: str | None,
+    metadata: object = None,
 ) -> NewCheckoutSession:
     errors: list[FieldError] = []
+    parsed_metadata: Metadata = {}
+    try:
+        parsed_metadata = parse_metadata(metadata)
+    except ValidationError as error:
+        errors.extend(error.field_errors)
     if not 0 < amount <= MAX_AMOUNT:
         errors.append(FieldError("amount", f"must be between 1 and {MAX_AMOUNT} (minor units)"))
     if currency not in CURRENCIES:
@@ -84,10 +93,10 @@ def parse_new_checkout_session(
             parent_id = parse_uuid(parent_session_id, field="parentSessionId")
         except ValidationError as error:
             errors.extend(error.field_errors)
-    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
-        errors.append(
-            FieldError("idempotencyKey", f"must have 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
-        )
+    try:
+        parse_idempotency_key(idempotency_key)
+    except ValidationError as error:
+        errors.extend(error.field_errors)
     if errors:
         raise ValidationError(*errors)
     return NewCheckoutSession(
@@ -97,7 +106,39 @@ def parse_new_checkout_session(
         expires_in_seconds=expires_in_seconds,
         parent_session_id=parent_id,
         idempotency_key=idempotency_key,
+        metadata=parsed_metadata,
     )
+
+
+def parse_metadata(value: object) -> Metadata:
+    """A JSON object of string keys (1-40 characters) to string values (up to 500), at
+    most 20 of them; None is none. Kept sorted by key: SQLite's JSON text and
+    PostgreSQL's jsonb then give back the same order, and so the same ETag."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError.on("metadata", "must be an object of string keys to string values")
+    errors: list[FieldError] = []
+    if len(value) > MAX_METADATA_KEYS:
+        errors.append(FieldError("metadata", f"must have at most {MAX_METADATA_KEYS} keys"))
+    for key, item in value.items():
+        if not isinstance(key, str) or not 0 < len(key) <= MAX_METADATA_KEY_LENGTH:
+            message = f"keys must have 1 to {MAX_METADATA_KEY_LENGTH} characters"
+            errors.append(FieldError("metadata", message))
+        elif not isinstance(item, str) or len(item) > MAX_METADATA_VALUE_LENGTH:
+            message = f"must be a string of at most {MAX_METADATA_VALUE_LENGTH} characters"
+            errors.append(FieldError(f"metadata.{key}", message))
+    if errors:
+        raise ValidationError(*errors)
+    return dict(sorted(value.items()))
+
+
+def parse_idempotency_key(idempotency_key: str | None) -> str | None:
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise ValidationError.on(
+            "idempotencyKey", f"must have 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters"
+        )
+    return idempotency_key
 
 
 def parse_payment_method(*, type: str, brand: str | None, last4: str | None) -> PaymentMethod:

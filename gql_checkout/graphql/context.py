@@ -181,6 +181,15 @@ class GraphQLContext:
             )
         return self._writer
 
+    async def back_office_reader(self) -> UUID:
+        """The merchant a list acts for: a read whose credential is the merchant's API key
+        (X-Merchant-Id alone or an hcpToken is not enough: a list names sessions the
+        caller holds no id of). Checked and charged once, as every read of the request."""
+        reader = await self.reader()
+        if not reader.by_api_key:
+            raise Unauthenticated("Lists need an Authorization: Bearer <apiKey> header.")
+        return reader.merchant_id
+
     def _claimed_merchant_id(self) -> UUID | None:
         if self.merchant_id_header is None:
             return None

@@ -24,13 +24,16 @@ from strawberry.types.graphql import OperationType
 
 from gql_checkout.domain.clock import rfc3339
 from gql_checkout.domain.errors import ValidationError
+from gql_checkout.domain.listing import DEFAULT_PAGE_SIZE, SessionFilter, parse_page_request
 from gql_checkout.domain.validation import (
     parse_failure_reason,
+    parse_idempotency_key,
     parse_new_checkout_session,
     parse_payment_method,
     parse_uuid,
 )
 from gql_checkout.graphql.compiled import Compiler
+from gql_checkout.graphql.connections import CheckoutSessionConnection, CheckoutSessionFilter
 from gql_checkout.graphql.context import Info
 from gql_checkout.graphql.documents import Documents
 from gql_checkout.graphql.extensions import AdmitDocuments, MarkValidationErrors, code_errors
@@ -56,6 +59,26 @@ class Query:
         session = context.service.readable(loaded, reader=reader, now=context.now)
         return CheckoutSessionType.from_domain(session, now=context.now)
 
+    @strawberry.field(description="The merchant's sessions, newest first (API key required).")
+    async def checkout_sessions(
+        self,
+        info: Info,
+        first: int | None = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+        filter: CheckoutSessionFilter | None = None,
+    ) -> CheckoutSessionConnection:
+        context = info.context
+        merchant_id = await context.back_office_reader()
+        request = parse_page_request(
+            first=first,
+            after=after,
+            session_filter=filter.to_domain() if filter is not None else SessionFilter(),
+        )
+        page = await context.service.list_checkout_sessions(
+            merchant_id=merchant_id, request=request
+        )
+        return CheckoutSessionConnection.from_page(page, context)
+
 
 @strawberry.type
 class Mutation:
@@ -72,6 +95,7 @@ class Mutation:
             expires_in_seconds=input.expires_in_seconds,
             parent_session_id=input.parent_session_id,
             idempotency_key=input.idempotency_key,
+            metadata=input.metadata,
         )
         session = await context.service.create_checkout_session(
             merchant_id=merchant.id, request=request
@@ -112,6 +136,31 @@ class Mutation:
             merchant_id=merchant.id,
             checkout_session_id=parse_uuid(id, field="id"),
             reason=parse_failure_reason(reason),
+        )
+        return CheckoutSessionType.from_domain(session, now=context.service.clock())
+
+    @strawberry.mutation(description="Ends an open session now, and its open child with it.")
+    async def expire_checkout_session(self, info: Info, id: strawberry.ID) -> CheckoutSessionType:
+        context = info.context
+        merchant = await context.writer()
+        session = await context.service.expire_checkout_session(
+            merchant_id=merchant.id, checkout_session_id=parse_uuid(id, field="id")
+        )
+        return CheckoutSessionType.from_domain(session, now=context.service.clock())
+
+    @strawberry.mutation(
+        description="A new open session from an expired one (amount, currency, reference, "
+        "metadata); a child's under the same parent, if that is still open."
+    )
+    async def recover_checkout_session(
+        self, info: Info, id: strawberry.ID, idempotency_key: str | None = None
+    ) -> CheckoutSessionType:
+        context = info.context
+        merchant = await context.writer()
+        session = await context.service.recover_checkout_session(
+            merchant_id=merchant.id,
+            checkout_session_id=parse_uuid(id, field="id"),
+            idempotency_key=parse_idempotency_key(idempotency_key),
         )
         return CheckoutSessionType.from_domain(session, now=context.service.clock())
 

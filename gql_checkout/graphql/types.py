@@ -9,11 +9,13 @@ table names, written once here.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, get_args, get_origin, get_type_hints
 from uuid import UUID
 
 import strawberry
+from strawberry.scalars import JSON
 
 from gql_checkout.domain.checkout_sessions import (
     CheckoutSession,
@@ -55,6 +57,8 @@ _SCHEMA_TYPES: dict[Any, Any] = {
 
 def _schema_type(python_type: Any) -> Any:
     origin = get_origin(python_type)
+    if origin is Mapping:  # metadata: an object of the merchant's strings
+        return JSON
     if origin is list:
         return list[_schema_type(get_args(python_type)[0])]  # type: ignore[misc]
     if origin is not None:  # X | None
@@ -135,6 +139,10 @@ class CreateCheckoutSessionInput:
     parent_session_id: strawberry.ID | None = None
     idempotency_key: str | None = strawberry.field(
         default=None, description="Same key and input return the same session."
+    )
+    metadata: JSON | None = strawberry.field(
+        default=None,
+        description="Up to 20 string keys (1-40 characters) to string values (up to 500).",
     )
 
 

@@ -14,7 +14,7 @@ import hmac
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from operator import attrgetter
 from uuid import UUID
@@ -39,13 +39,24 @@ from gql_checkout.domain.errors import (
     Unauthenticated,
     ValidationError,
 )
+from gql_checkout.domain.listing import PageRequest
 from gql_checkout.domain.merchants import MerchantProfile, Reader
+from gql_checkout.domain.validation import DEFAULT_EXPIRES_IN_SECONDS
 from gql_checkout.services.hcp_tokens import HcpTokens
-from gql_checkout.storage import repository
+from gql_checkout.storage import listing, repository
 from gql_checkout.storage.bus import LocalBus
 from gql_checkout.storage.coalesce import Coalescer
 from gql_checkout.storage.reads import Reads
 from gql_checkout.storage.writes import Writes
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPage:
+    sessions: list[CheckoutSession]  # in list order
+    related: Mapping[UUID, CheckoutSession]  # read with them: their current children
+    has_next_page: bool
+    now: datetime  # the instant the page was read at (``isExpired``)
+
 
 # A watcher re-reads its session at least this often even without a bus message: the
 # bound on staleness should a message ever be lost (e.g. while a replica reconnects).
@@ -125,6 +136,22 @@ class CheckoutService:
         ``readable``; related sessions are shown as they are, their root's access checked."""
         return await self._sessions(tuple(checkout_session_ids))
 
+    async def list_checkout_sessions(
+        self, *, merchant_id: UUID, request: PageRequest
+    ) -> SessionPage:
+        """A page of the merchant's sessions, every state, newest first (one statement)."""
+        now = self.clock()
+        async with self._engine.connect() as conn:
+            listed, found = await listing.list_sessions(
+                conn, merchant_id=merchant_id, request=request, now=now, limit=request.first + 1
+            )
+        return SessionPage(
+            sessions=listed[: request.first],
+            related=found,
+            has_next_page=len(listed) > request.first,
+            now=now,
+        )
+
     async def get_merchant_profiles(
         self, *, merchant_ids: Iterable[UUID]
     ) -> dict[UUID, MerchantProfile]:
@@ -183,7 +210,8 @@ class CheckoutService:
                 latest_state = _watched_state(latest, found, self.clock())
                 if latest_state != state:
                     session, state = latest, latest_state
-                    yield session
+                    if not session.is_expired(self.clock()):
+                        yield session  # an expiry (expireCheckoutSession) is sent once, above
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -218,6 +246,8 @@ class CheckoutService:
             parent_id=parent.id if parent else None,
             current_child_id=None,
             hcp_token=None,
+            metadata=request.metadata,
+            recovered_from_id=request.recovered_from_id,
         )
         # Signed as every read without a stored token signs it: one source for the claims.
         session = replace(session, hcp_token=self.hcp_token(session))
@@ -282,6 +312,70 @@ class CheckoutService:
             status=CheckoutSessionStatus.FAILED,
             failure_reason=reason,
         )
+
+    async def expire_checkout_session(
+        self, *, merchant_id: UUID, checkout_session_id: UUID
+    ) -> CheckoutSession:
+        """Ends an open session now, and its open child with it."""
+        now = stamp(self.clock())
+        async with self._writes.begin() as conn:
+            session = await repository.get_session(conn, checkout_session_id=checkout_session_id)
+            session = self._owned(session, merchant_id=merchant_id)
+            if not await repository.expire_open_session(
+                conn, checkout_session_id=checkout_session_id, now=now
+            ):
+                current = await repository.get_session(
+                    conn, checkout_session_id=checkout_session_id
+                )
+                session = current or session
+                state = "expired" if session.is_expired(now) else session.status.value
+                raise InvalidStateTransition(
+                    f"The checkout session is {state}; only an open session can be expired."
+                )
+            # Every session this expiry ended, known here inside the transaction.
+            expired = [session.id]
+            expired += await repository.expire_open_children(conn, parent_id=session.id, now=now)
+            changed = list(expired)
+            if session.parent_id is not None:
+                # The parent's current child expired: news for its subscribers too.
+                changed.append(session.parent_id)
+            await self._bus.announce(conn, changed)
+            updated = await repository.get_session(conn, checkout_session_id=checkout_session_id)
+        await self._bus.committed(changed)
+        assert updated is not None
+        return updated
+
+    async def recover_checkout_session(
+        self, *, merchant_id: UUID, checkout_session_id: UUID, idempotency_key: str | None
+    ) -> CheckoutSession:
+        """A new open session from an expired one: same amount, currency, reference and
+        metadata, the default lifetime; a child's under the same parent, if it is open."""
+        async with self._engine.connect() as conn:
+            source = await repository.get_session(conn, checkout_session_id=checkout_session_id)
+        source = self._owned(source, merchant_id=merchant_id)
+        # Everything the request copies is fixed at creation: a retry builds the same one.
+        request = NewCheckoutSession(
+            amount=source.amount,
+            currency=source.currency,
+            merchant_reference=source.merchant_reference,
+            expires_in_seconds=DEFAULT_EXPIRES_IN_SECONDS,
+            parent_session_id=source.parent_id,
+            idempotency_key=idempotency_key,
+            metadata=source.metadata,
+            recovered_from_id=source.id,
+        )
+        if idempotency_key is not None:
+            # Before the state check: an expired child may be canceled since (its parent
+            # closed), and a retry must still answer the session the first call created.
+            replayed = await self._replay(merchant_id, idempotency_key, _fingerprint(request))
+            if replayed is not None:
+                return replayed
+        if not source.is_expired(self.clock()):
+            state = "open" if source.is_open(self.clock()) else source.status.value
+            raise InvalidStateTransition(
+                f"The checkout session is {state}; only an expired session can be recovered."
+            )
+        return await self.create_checkout_session(merchant_id=merchant_id, request=request)
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -404,6 +498,13 @@ def _fingerprint(request: NewCheckoutSession) -> str:
     canonical["parent_session_id"] = (
         str(request.parent_session_id) if request.parent_session_id else None
     )
+    # Absent when empty, as before they existed: keys stored earlier still replay.
+    if not request.metadata:
+        del canonical["metadata"]
+    if request.recovered_from_id is None:
+        del canonical["recovered_from_id"]
+    else:
+        canonical["recovered_from_id"] = str(request.recovered_from_id)
     encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).hexdigest()
 

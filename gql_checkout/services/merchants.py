@@ -141,7 +141,8 @@ class MerchantService:
         (signature, audience, expiry); of the merchant X-Merchant-Id names, if it names one."""
         credential = parse_bearer(authorization)
         if not self._tokens.looks_like_token(credential):
-            return Reader((await self._authorized(authorization, claimed=claimed)).id)
+            merchant = await self._authorized(authorization, claimed=claimed)
+            return Reader(merchant.id, by_api_key=True)
         claims = self._tokens.verify(credential, now=self._clock())
         if claimed is not None and claimed != claims.merchant_id:
             raise Forbidden("The hcpToken belongs to another merchant than X-Merchant-Id.")

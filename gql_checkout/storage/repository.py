@@ -28,6 +28,7 @@ _STATUS = next(i for i, column in enumerate(_SESSION_COLUMNS) if column.name == 
 _PAYMENT_METHOD = next(
     i for i, column in enumerate(_SESSION_COLUMNS) if column.name == "payment_method"
 )
+_METADATA = next(i for i, column in enumerate(_SESSION_COLUMNS) if column.name == "metadata")
 _SELECT_SESSIONS = select(*_SESSION_COLUMNS)
 _INITIATED = CheckoutSessionStatus.INITIATED.value
 # The enum's own lookup, ``CheckoutSessionStatus(value)``, runs Python (0.45 µs a row).
@@ -40,6 +41,9 @@ def _session_from_row(row: Any) -> CheckoutSession:
     values[_STATUS] = _STATUSES[values[_STATUS]]
     payment_method = values[_PAYMENT_METHOD]
     values[_PAYMENT_METHOD] = PaymentMethod(**payment_method) if payment_method else None
+    metadata = values[_METADATA]
+    if len(metadata) > 1:  # stored sorted; jsonb orders keys its own way (length first)
+        values[_METADATA] = dict(sorted(metadata.items()))
     return CheckoutSession(*values)
 
 
@@ -50,11 +54,12 @@ def _session_values(session: CheckoutSession) -> dict[str, Any]:
     method = values.pop("payment_method")
     if method is not None:  # else SQL NULL, not JSON's null
         values["payment_method"] = asdict(method)
+    values["metadata"] = dict(session.metadata)
     return values
 
 
 _CHILD = sessions.alias("child")
-_SELECT_SESSIONS_WITH_CHILDREN = select(
+SELECT_SESSIONS_WITH_CHILDREN = select(
     *_SESSION_COLUMNS, *(_CHILD.c[column.name] for column in _SESSION_COLUMNS)
 ).outerjoin(_CHILD, _CHILD.c.id == sessions.c.current_child_id)
 _WIDTH = len(_SESSION_COLUMNS)
@@ -73,7 +78,7 @@ async def get_session(
 
 
 # Built once: the hot reads only bind their ids (an expanding IN) on each call.
-SESSIONS_WITH_CHILDREN_BY_IDS = _SELECT_SESSIONS_WITH_CHILDREN.where(
+SESSIONS_WITH_CHILDREN_BY_IDS = SELECT_SESSIONS_WITH_CHILDREN.where(
     sessions.c.id.in_(bindparam("ids", expanding=True))
 )
 
@@ -136,6 +141,48 @@ _INSERT_SESSION = insert(sessions)
 
 def _open(now: datetime) -> Any:
     return and_(sessions.c.status == _INITIATED, sessions.c.expires_at > now)
+
+
+def expired_at(now: datetime) -> Any:
+    """``CheckoutSession.is_expired(now)`` in SQL (tests/storage/test_listing.py holds the
+    two to the same answers)."""
+    return and_(sessions.c.status == _INITIATED, sessions.c.expires_at <= now)
+
+
+async def expire_open_session(
+    conn: AsyncConnection, *, checkout_session_id: UUID, now: datetime
+) -> bool:
+    """Ends an open session now (its expiry becomes ``now``), in one conditional UPDATE;
+    False if it was not open. Its stored hcpToken, signed for the old expiry, is dropped:
+    a read signs one for the new expiry (``service.hcp_token``)."""
+    result = await conn.execute(
+        update(sessions)
+        .where(sessions.c.id == checkout_session_id, _open(now))
+        .values(_expired_values(now))
+    )
+    return result.rowcount == 1
+
+
+async def expire_open_children(
+    conn: AsyncConnection, *, parent_id: UUID, now: datetime
+) -> list[UUID]:
+    """Ends every open child of a parent now (a child never outlives its parent)."""
+    result = await conn.execute(
+        update(sessions)
+        .where(sessions.c.parent_id == parent_id, _open(now))
+        .values(_expired_values(now))
+        .returning(sessions.c.id)
+    )
+    return list(result.scalars())
+
+
+def _expired_values(now: datetime) -> dict[str, Any]:
+    return {
+        "expires_at": now,
+        "updated_at": now,
+        "hcp_token": None,
+        "version": sessions.c.version + 1,
+    }
 
 
 async def close_open_session(

@@ -6,7 +6,18 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, String, TypeDecorator, Uuid
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    TypeDecorator,
+    Uuid,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -29,6 +40,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite keeps JSON as text; PostgreSQL as jsonb (compact, comparable, indexable later).
+JSON_DOCUMENT = JSON().with_variant(JSONB(), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -72,9 +87,34 @@ class CheckoutSessionRow(Base):
     idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
     # Signed when the session is created (migrations/versions/0003); NULL on older rows.
     hcp_token: Mapped[str | None] = mapped_column(String(512))
+    # migrations/versions/0004. ``metadata`` is the declarative base's own attribute: the
+    # column keeps its API name as its key, the class another attribute name.
+    metadata_: Mapped[dict[str, str]] = mapped_column(
+        "metadata", JSON_DOCUMENT, key="metadata", server_default=text("'{}'")
+    )
+    recovered_from_id: Mapped[UUID | None]
 
     __table_args__ = (
-        Index("ix_checkout_sessions_parent_id", "parent_id"),
+        # Lists (domain/listing.py) are newest first within one merchant: each filter has
+        # an index that starts with the merchant, then what it compares for equality, then
+        # (created_at, id), so a page is one range scan in list order (docs/back-office.md).
+        Index("ix_checkout_sessions_merchant_created", "merchant_id", "created_at", "id"),
+        Index(
+            "ix_checkout_sessions_merchant_status_created",
+            "merchant_id",
+            "status",
+            "created_at",
+            "id",
+        ),
+        Index(
+            "ix_checkout_sessions_merchant_reference_created",
+            "merchant_id",
+            "merchant_reference",
+            "created_at",
+            "id",
+        ),
+        # A parent's children, in list order; cancelling a parent's children uses it too.
+        Index("ix_checkout_sessions_parent_created", "parent_id", "created_at", "id"),
         Index(
             "uq_checkout_sessions_merchant_idempotency_key",
             "merchant_id",

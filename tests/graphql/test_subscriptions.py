@@ -348,3 +348,24 @@ def test_the_current_childs_expiry_is_an_event_for_the_parents_subscribers(
 
     assert first == event(False)
     assert expired == event(True)
+
+
+EXPIRE_MUTATION = "mutation($id: ID!) { expireCheckoutSession(id: $id) { id } }"
+
+
+def test_a_manual_expiry_is_sent_once_as_the_last_event(
+    test_client: TestClient, merchant_keys: tuple[str, str]
+) -> None:
+    merchant_id, api_key = merchant_keys
+    session = _create(test_client, api_key)
+
+    with test_client.websocket_connect("/graphql", subprotocols=PROTOCOL) as ws:
+        _subscribe(ws, {"merchantId": merchant_id}, session["id"])
+        first = _next(ws)
+        _post(test_client, api_key, EXPIRE_MUTATION, {"id": session["id"]})
+        expired = _next(ws)
+        done = ws.receive_json()
+
+    assert first == _event(session["id"], "INITIATED")
+    assert expired == _event(session["id"], "INITIATED", expired=True)
+    assert done == {"id": "1", "type": "complete"}

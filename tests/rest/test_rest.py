@@ -56,6 +56,7 @@ def _rendered(session: dict[str, Any], **overrides: Any) -> dict[str, Any]:
         "currency": "EUR",
         "merchantReference": None,
         "paymentMethod": None,
+        "metadata": {},
         "childSession": None,
         **overrides,
     }

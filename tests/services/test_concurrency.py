@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from gql_checkout.storage.tables import CheckoutSessionRow
 from testkit.documents import (
     CANCEL_MUTATION,
+    CARD,
     COMPLETE_MUTATION,
     CREATE_MUTATION,
     FAIL_MUTATION,
@@ -275,3 +276,45 @@ async def test_concurrent_creations_with_one_idempotency_key_return_one_session(
         "order-42",
     )
     assert await _count_sessions(server.database_url, merchant_id=UUID(racer.merchant_id)) == 1
+
+
+EXPIRE_MUTATION = """
+mutation Expire($id: ID!) { expireCheckoutSession(id: $id) { id checkoutSessionStatus isExpired } }
+"""
+
+
+async def test_of_concurrent_expiries_and_completions_exactly_one_wins(
+    live_client: httpx.AsyncClient, racer: MerchantCredentials
+) -> None:
+    # given: a parent with an open child; half the racers expire the parent, half complete
+    # the child (which would complete the parent)
+    parent = await create_session(live_client, racer.api_key)
+    child = await create_session(live_client, racer.api_key, parentSessionId=parent["id"])
+    requests = [
+        (EXPIRE_MUTATION, {"id": parent["id"]})
+        if index % 2
+        else (COMPLETE_MUTATION, {"id": child["id"], "paymentMethod": CARD})
+        for index in range(RACERS)
+    ]
+
+    # when
+    bodies = await _race(live_client, requests, racer.api_key)
+
+    # then: one winner; the parent is either expired with its child, or completed by it
+    winners, losers = _split(bodies)
+    assert len(winners) == 1, bodies
+    _assert_refused(losers)
+    read = await graphql(
+        live_client,
+        "query($id: ID!) { checkoutSessions(filter: {parentSessionId: $id}) "
+        "{ edges { node { checkoutSessionStatus isExpired parentSession "
+        "{ checkoutSessionStatus isExpired } } } } }",
+        {"id": parent["id"]},
+        racer.write_headers,
+    )
+    (edge,) = read["data"]["checkoutSessions"]["edges"]
+    if requests[winners[0]][0] is EXPIRE_MUTATION:
+        expected = {"checkoutSessionStatus": "INITIATED", "isExpired": True}
+    else:
+        expected = {"checkoutSessionStatus": "COMPLETED", "isExpired": False}
+    assert edge["node"] == {**expected, "parentSession": expected}

@@ -64,17 +64,19 @@ async def test_sessions_survive_the_table_rebuild_both_ways(
     await run_alembic(engine, command.upgrade, "head")
     again = await _stored(engine)
 
-    # 0003 added the stored hcpToken as the last column; down and up again, it is empty
-    # (reads sign it again, below) and everything else is as it was.
-    assert [(*row[:-1],) for row in at_head["rows"]] == at_0001["rows"]
-    assert all(row[-1] is not None for row in at_head["rows"])
-    assert again["rows"] == [(*row[:-1], None) for row in at_head["rows"]]
+    # 0003 added the stored hcpToken, 0004 metadata and recovered_from_id, as the last
+    # columns; down and up again, the token is empty (reads sign it again, below), these
+    # sessions' metadata ({}) and recovered_from_id (NULL) are the defaults, and everything
+    # else is as it was.
+    assert [(*row[:-3],) for row in at_head["rows"]] == at_0001["rows"]
+    assert all(row[-3] is not None for row in at_head["rows"])
+    assert again["rows"] == [(*row[:-3], None, *row[-2:]) for row in at_head["rows"]]
     assert again["definitions"] == at_head["definitions"]
     if engine.dialect.name == "sqlite":
         assert _table_definition(at_head).endswith(" WITHOUT ROWID")
         assert at_0001["definitions"] != at_head["definitions"]
         index_names = {name for kind, name, _ in at_head["definitions"] if kind == "index"}
-        assert {"ix_checkout_sessions_parent_id"} < index_names
+        assert {"ix_checkout_sessions_parent_created"} < index_names
     response = await client.get(
         f"/v1/checkout-sessions/{parent['id']}", headers=merchant.read_headers
     )
