@@ -42,6 +42,7 @@ from gql_checkout.services.hcp_tokens import HcpTokens
 from gql_checkout.storage.engine import create_engine
 from gql_checkout.storage.migrate import migrate
 from gql_checkout.storage.reads import create_reads
+from gql_checkout.storage.writes import create_writes
 
 NOW = datetime(2026, 4, 1, 12, 0, 0, tzinfo=UTC)
 _STORED = "%Y-%m-%d %H:%M:%S.%f"  # how UTCDateTime stores a time on SQLite
@@ -149,6 +150,7 @@ class _File:
             tokens=HcpTokens(("bench-secret-" + "x" * 40,)),
             clock=lambda: NOW,
             reads=self.reads,
+            writes=create_writes(self.engine),
         )
 
     async def time(self, merchant: uuid.UUID, request: PageRequest, pages: int) -> float:
