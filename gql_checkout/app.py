@@ -95,4 +95,5 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
     )
     app.state.container = container
     app.state.settings = settings
+    app.state.shutdown = shutdown
     return app

@@ -27,6 +27,11 @@ class Shutdown:
         self.begun = False
         self._waiting: set[asyncio.Future[None]] = set()
 
+    @property
+    def waiting(self) -> int:
+        """How many requests it would answer now (the held long polls)."""
+        return len(self._waiting)
+
     def add_waiter(self, future: asyncio.Future[None]) -> None:
         """``future`` gets a result when the shutdown begins."""
         self._waiting.add(future)

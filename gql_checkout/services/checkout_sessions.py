@@ -166,6 +166,11 @@ class CheckoutService:
                 session = snapshot.session
                 yield session  # a change, or the expiry: then the last event
 
+    @property
+    def watched_sessions(self) -> int:
+        """How many sessions this process watches for subscribers and long polls."""
+        return len(self._watchers)
+
     def watching(
         self, *, checkout_session_id: UUID
     ) -> contextlib.AbstractAsyncContextManager[SessionWatcher]:
