@@ -20,8 +20,10 @@ from gql_checkout.graphql.view import GraphQLView
 from gql_checkout.http import health, ide, openapi
 from gql_checkout.http.middleware import RequestMiddleware
 from gql_checkout.http.problems import handle_gateway_error, handle_http_exception
+from gql_checkout.http.shutdown import Shutdown
 from gql_checkout.rest.checkout_sessions import session_route
 from gql_checkout.rest.hcp_auth import hcp_auth_route
+from gql_checkout.rest.long_poll import max_wait_seconds
 from gql_checkout.settings import Settings
 
 
@@ -46,18 +48,26 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
         max_subscriptions_per_connection=limits.max_subscriptions_per_connection,
     )
 
+    shutdown = Shutdown()
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await container.start()
         try:
-            yield
+            with shutdown.on_signals():  # held long polls are answered as shutdown begins
+                yield
         finally:
             await container.stop()
 
     app = Starlette(
         # Routes are tried in order: the two polled ones first.
         routes=[
-            session_route(checkout=container.checkout, merchants=container.merchants),
+            session_route(
+                checkout=container.checkout,
+                merchants=container.merchants,
+                shutdown=shutdown,
+                max_wait_seconds=max_wait_seconds(limits.request_timeout_seconds),
+            ),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             hcp_auth_route(checkout=container.checkout),
@@ -85,4 +95,5 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
     )
     app.state.container = container
     app.state.settings = settings
+    app.state.shutdown = shutdown
     return app

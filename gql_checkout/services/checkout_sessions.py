@@ -7,7 +7,6 @@ UPDATEs, so concurrent attempts cannot both succeed.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -43,6 +42,7 @@ from gql_checkout.domain.listing import PageRequest
 from gql_checkout.domain.merchants import MerchantProfile, Reader
 from gql_checkout.domain.validation import DEFAULT_EXPIRES_IN_SECONDS
 from gql_checkout.services.hcp_tokens import HcpTokens
+from gql_checkout.services.watching import SessionWatcher, Watchers
 from gql_checkout.storage import listing, repository
 from gql_checkout.storage.bus import LocalBus
 from gql_checkout.storage.coalesce import Coalescer
@@ -80,13 +80,15 @@ class CheckoutService:
         self._tokens = tokens
         self._bus = bus or LocalBus()
         self.clock = clock
-        self._resync_seconds = resync_seconds
         # Reads outside transactions: the requests that ask while a query runs (or in the
         # same loop iteration) share the next one.
         self._sessions = Coalescer[UUID, CheckoutSession](
             reads.sessions, related=attrgetter("current_child_id")
         ).get_many
         self._profiles = Coalescer[UUID, MerchantProfile](reads.profiles).get_many
+        self._watchers = Watchers(
+            bus=self._bus, read=self._sessions, clock=clock, resync_seconds=resync_seconds
+        )
 
     async def ping(self) -> None:
         """Raises if the database does not answer."""
@@ -184,34 +186,27 @@ class CheckoutService:
     ) -> AsyncIterator[CheckoutSession]:
         """The session now (same rules as a read), then every change of it or of its
         current child; ends when it closes or expires, after sending that last state."""
-        async with self._bus.listen(checkout_session_id) as changes:
-            # Listening before the first read: a change in between is not lost.
-            found = await self._sessions((checkout_session_id,))
-            session = self.readable(
-                found.get(checkout_session_id), reader=Reader(merchant_id), now=self.clock()
-            )
-            state = _watched_state(session, found, self.clock())
+        async with self._watchers.watching(checkout_session_id) as watcher:
+            snapshot = await watcher.current()
+            session = self.readable(snapshot.session, reader=Reader(merchant_id), now=self.clock())
             yield session
-            while session.status is CheckoutSessionStatus.INITIATED:
-                now = self.clock()
-                remaining = (session.expires_at - now).total_seconds()
-                if remaining <= 0:
-                    yield session  # the expiry is the last event
-                    return
-                # A current child that expires first is an event too: wake up for it.
-                child = found.get(session.current_child_id) if session.current_child_id else None
-                if child is not None and child.is_open(now):
-                    remaining = min(remaining, (child.expires_at - now).total_seconds())
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(max(0.0, min(remaining, self._resync_seconds))):
-                        await changes.get()
-                found = await self._sessions((checkout_session_id,))
-                latest = found[checkout_session_id]  # sessions are never deleted
-                latest_state = _watched_state(latest, found, self.clock())
-                if latest_state != state:
-                    session, state = latest, latest_state
-                    if not session.is_expired(self.clock()):
-                        yield session  # an expiry (expireCheckoutSession) is sent once, above
+            while session.is_open(self.clock()):
+                snapshot = await watcher.changed(snapshot)
+                assert snapshot.session is not None  # sessions are never deleted
+                session = snapshot.session
+                yield session  # a change, or the expiry: then the last event
+
+    @property
+    def watched_sessions(self) -> int:
+        """How many sessions this process watches for subscribers and long polls."""
+        return len(self._watchers)
+
+    def watching(
+        self, *, checkout_session_id: UUID
+    ) -> contextlib.AbstractAsyncContextManager[SessionWatcher]:
+        """The session's shared watcher, for a held long poll: its snapshots pass through
+        ``readable`` as a read would."""
+        return self._watchers.watching(checkout_session_id)
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -507,15 +502,3 @@ def _fingerprint(request: NewCheckoutSession) -> str:
         canonical["recovered_from_id"] = str(request.recovered_from_id)
     encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).hexdigest()
-
-
-def _watched_state(
-    session: CheckoutSession, found: Mapping[UUID, CheckoutSession], now: datetime
-) -> tuple[int, int | None, bool]:
-    """What a subscriber sees change: the session's version, and its current child's
-    (read in the same statement) and whether that child has expired."""
-    child_id = session.current_child_id
-    child = found.get(child_id) if child_id is not None else None
-    if child is None:
-        return session.version, None, False
-    return session.version, child.version, child.is_expired(now)

@@ -125,3 +125,36 @@ async def test_concurrent_transitions_through_both_replicas_have_one_winner(
     losers = [error_codes(body) for body in bodies if "errors" in body]
     assert len(winners) == 1
     assert losers == [["INVALID_STATE_TRANSITION"]] * 19
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_change_through_one_replica_answers_a_long_poll_held_on_the_other(
+    replicas: tuple[LiveServer, LiveServer],
+) -> None:
+    writer, watched = replicas
+    merchant = writer.create_merchant()
+    session = await _create(writer, merchant)
+    path = f"/v1/checkout-sessions/{session['id']}"
+    read_headers = {"X-Merchant-Id": merchant.merchant_id}
+
+    async with httpx.AsyncClient(base_url=watched.base_url, timeout=30) as client:
+        etag = (await client.get(path, headers=read_headers)).headers["etag"]
+        held = asyncio.create_task(
+            client.get(path, headers={**read_headers, "If-None-Match": etag, "Prefer": "wait=9"})
+        )
+        await asyncio.sleep(1)  # held by then (a hold starts within milliseconds)
+        started = time.monotonic()
+        await _post(
+            writer.base_url,
+            merchant.api_key,
+            COMPLETE_MUTATION,
+            {"id": session["id"], "paymentMethod": CARD},
+        )
+        response = await held
+        latency = time.monotonic() - started
+
+    assert response.status_code == 200
+    assert response.headers["preference-applied"] == "wait=9"
+    assert response.json()["data"]["checkoutSession"]["checkoutSessionStatus"] == "COMPLETED"
+    # Woken by the other replica's NOTIFY, not by its watcher's resync.
+    assert latency < RESYNC_SECONDS / 2

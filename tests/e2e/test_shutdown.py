@@ -1,10 +1,13 @@
-"""SIGTERM: the server closes its subscriptions cleanly and shuts its lifespan down."""
+"""SIGTERM: the server closes its subscriptions, answers its held long polls and shuts its
+lifespan down."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import signal
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from testkit.documents import CREATE_MUTATION
-from testkit.server import LiveServer
+from testkit.server import LiveServer, running_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.server]
 
@@ -56,4 +59,43 @@ async def test_sigterm_closes_subscriptions_and_exits_cleanly(live_server: LiveS
     assert exit_code in {0, -signal.SIGTERM}
     log = live_server.log_path.read_text() if live_server.log_path else ""
     assert "Application shutdown complete" in log  # the lifespan closed the bus and the pool
+    assert "Traceback" not in log
+
+
+async def test_sigterm_answers_a_held_long_poll_at_once(tmp_path: Path) -> None:
+    # A request time limit above the longest wait: the 30 s wait is applied whole.
+    extra = {"GQL_CHECKOUT_REQUEST_TIMEOUT_SECONDS": "40"}
+    with running_server(tmp_path, extra_env=extra) as server:
+        assert server.process is not None
+        merchant = server.create_merchant()
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as client:
+            created = await client.post(
+                "/graphql",
+                json={
+                    "query": CREATE_MUTATION,
+                    "variables": {"input": {"amount": 1, "currency": "EUR"}},
+                },
+                headers=merchant.write_headers,
+            )
+            path = f"/v1/checkout-sessions/{created.json()['data']['createCheckoutSession']['id']}"
+            headers = {"X-Merchant-Id": merchant.merchant_id}
+            etag = (await client.get(path, headers=headers)).headers["etag"]
+            held = asyncio.create_task(
+                client.get(path, headers={**headers, "If-None-Match": etag, "Prefer": "wait=30"})
+            )
+            await asyncio.sleep(1)  # held by then (a hold starts within milliseconds)
+            signalled = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            response = await held
+            answered_after = time.monotonic() - signalled
+        exit_code = await asyncio.to_thread(server.process.wait, 15)
+        log = server.log_path.read_text() if server.log_path else ""
+
+    assert response.status_code == 304
+    assert response.headers["preference-applied"] == "wait=30"
+    # Not held to the end of its 30 s wait, nor cut off by uvicorn's 10 s graceful timeout.
+    assert answered_after < 5
+    assert exit_code in {0, -signal.SIGTERM}
+    assert "Application shutdown complete" in log
+    assert "Cancel" not in log  # uvicorn's "Cancel N running task(s)" after its timeout
     assert "Traceback" not in log

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -40,9 +41,8 @@ def test_client(settings: Settings, clock: Clock) -> Iterator[TestClient]:
 
     asyncio.run(prepare())
     app: Starlette = create_app(settings, clock=clock)
-    app.state.container.checkout._resync_seconds = (
-        0.05  # expiry tests move the clock, not real time
-    )
+    # Expiry tests move the clock, not real time: watchers look at it often.
+    app.state.container.checkout._watchers.resync_seconds = 0.05
     with TestClient(app) as client:
         yield client
 
@@ -369,3 +369,31 @@ def test_a_manual_expiry_is_sent_once_as_the_last_event(
     assert first == _event(session["id"], "INITIATED")
     assert expired == _event(session["id"], "INITIATED", expired=True)
     assert done == {"id": "1", "type": "complete"}
+
+
+def test_many_subscribers_of_one_session_share_one_watcher_and_get_each_change_once(
+    test_client: TestClient, merchant_keys: tuple[str, str]
+) -> None:
+    merchant_id, api_key = merchant_keys
+    session = _create(test_client, api_key)
+    checkout = test_client.app.state.container.checkout  # type: ignore[attr-defined]
+    subscribers = 20
+
+    with contextlib.ExitStack() as stack:
+        sockets = [
+            stack.enter_context(test_client.websocket_connect("/graphql", subprotocols=PROTOCOL))
+            for _ in range(subscribers)
+        ]
+        for ws in sockets:
+            _subscribe(ws, {"merchantId": merchant_id}, session["id"])
+        firsts = [_next(ws) for ws in sockets]
+        watched_while_open = checkout.watched_sessions
+        _post(test_client, api_key, CANCEL_MUTATION, {"id": session["id"]})
+        changes = [_next(ws) for ws in sockets]
+        dones = [ws.receive_json() for ws in sockets]
+
+    assert firsts == [_event(session["id"], "INITIATED")] * subscribers
+    assert changes == [_event(session["id"], "CANCELED")] * subscribers
+    assert dones == [{"id": "1", "type": "complete"}] * subscribers
+    assert watched_while_open == 1
+    assert checkout.watched_sessions == 0  # gone with its last subscriber

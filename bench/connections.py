@@ -1,0 +1,419 @@
+"""Many live pages on one worker: memory per connection and how fast a burst reaches them.
+
+    .venv/bin/python -m bench.connections [--subscriptions 10000] [--long-polls 10000]
+                                          [--sessions 500] [--clients 4] [--rounds 1]
+                                          [--ws websockets-sansio] [--[no-]deflate]
+                                          [--targets floor,gql] [--python PATH]
+
+For each target, one single-worker uvicorn (production mode, SQLite, fresh per run) holds
+``--subscriptions`` graphql-transport-ws subscriptions (then, in a run of its own,
+``--long-polls`` long polls with ``Prefer: wait=30``) spread evenly over ``--sessions``
+sessions, opened by ``--clients`` client processes (the ``websockets`` library for
+subscriptions, raw HTTP/1.1 for polls). Then every session is canceled at once (the
+burst), and each client notes when each of its connections got the change. Printed per
+run: the server's RSS per connection (its VmRSS with the connections open, less before),
+and the time from the burst's first cancel to each connection's change, p50/p99/max.
+
+The floor is ``bench/ws_floor_app.py`` on the same uvicorn, websocket implementation and
+clients: it holds the same connections and fans a POST out to them, with no database and
+no GraphQL. ``--ws`` picks uvicorn's websocket implementation for both; ``--python`` runs
+the gateway with another checkout's interpreter (e.g. main's ``.venv/bin/python``, for a
+before/after pair). The clients offer permessage-deflate, as browsers do. The file
+descriptor limit is raised to its hard limit. Results go to
+bench/results/connections-<UTC date and time>.txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import connect
+
+from bench.perf import (
+    RESULTS_DIR,
+    UVICORN_FLAGS,
+    Report,
+    Server,
+    gql_env,
+    machine_lines,
+    running,
+)
+from testkit.server import free_port
+
+CREATE = (
+    "mutation($input: CreateCheckoutSessionInput!) { createCheckoutSession(input: $input) { id } }"
+)
+CANCEL = "mutation($id: ID!) { cancelCheckoutSession(id: $id) { id } }"
+SUBSCRIPTION = (
+    "subscription($id: ID!) { checkoutSessionUpdated(id: $id) { id checkoutSessionStatus } }"
+)
+OPENING_AT_ONCE = 100  # per client process: uvicorn's accept backlog is 2048
+WAIT_SECONDS = 30
+CLIENT_TIMEOUT_S = 180.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    target: str
+    mode: str
+    connections: int
+    rss_per_connection_kib: float
+    latencies_ms: list[float]
+    missing: int
+    writes_ms: float
+
+    def line(self) -> str:
+        lat = sorted(self.latencies_ms) or [float("nan")]
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        return (
+            f"{self.target:<6} {self.mode:<14} {self.connections:>6} "
+            f"{self.rss_per_connection_kib:>10.1f} {statistics.median(lat):>9.0f} {p99:>8.0f} "
+            f"{lat[-1]:>8.0f} {self.missing:>7} {self.writes_ms:>9.0f}"
+        )
+
+
+HEADER = (
+    f"{'target':<6} {'mode':<14} {'conns':>6} {'KiB/conn':>10} {'p50 ms':>9} {'p99 ms':>8} "
+    f"{'max ms':>8} {'missing':>7} {'writes ms':>9}"
+)
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+@contextlib.contextmanager
+def _server(target: str, args: argparse.Namespace, directory: Path) -> Iterator[Server]:
+    port = free_port()
+    flags = [*UVICORN_FLAGS, "--ws", args.ws, "--timeout-graceful-shutdown", "1"]
+    flags += ["--ws-per-message-deflate", "true" if args.deflate else "false"]
+    if target == "floor":
+        argv = [sys.executable, "-m", "uvicorn", "bench.ws_floor_app:app", "--port", str(port)]
+        env = gql_env("")
+    else:
+        database = f"sqlite+aiosqlite:///{directory / 'gql.db'}"
+        env = gql_env(database)
+        env.update(
+            {
+                "GQL_CHECKOUT_ENV": "production",
+                "GQL_CHECKOUT_REQUEST_TIMEOUT_SECONDS": str(WAIT_SECONDS + 5),
+            }
+        )
+        subprocess.run([args.python, "-m", "gql_checkout", "migrate"], env=env, check=True)
+        argv = [args.python, "-m", "uvicorn", "gql_checkout.asgi:app_from_env", "--factory"]
+        argv += ["--port", str(port)]
+    with running(
+        target, [*argv, "--host", "127.0.0.1", *flags], env=env, port=port, directory=directory
+    ) as server:
+        server.env = env  # type: ignore[attr-defined]
+        yield server
+
+
+def _sessions(target: str, server: Server, count: int, python: str) -> tuple[str, str, list[str]]:
+    """(merchant id, API key, session ids) on the server."""
+    if target == "floor":
+        return "00000000-0000-4000-8000-000000000001", "", [f"s{i}" for i in range(count)]
+    env = server.env  # type: ignore[attr-defined]
+    created = subprocess.run(
+        [python, "-m", "gql_checkout", "merchants", "create", "--name", "bench"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    merchant = json.loads(created.stdout)
+    headers = {"Authorization": f"Bearer {merchant['apiKey']}"}
+    with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as client:
+        ids = [
+            client.post(
+                "/graphql",
+                json={
+                    "query": CREATE,
+                    "variables": {
+                        "input": {"amount": 100, "currency": "EUR", "expiresInSeconds": 3600}
+                    },
+                },
+            ).json()["data"]["createCheckoutSession"]["id"]
+            for _ in range(count)
+        ]
+    return merchant["merchantId"], merchant["apiKey"], ids
+
+
+async def _burst(target: str, server: Server, api_key: str, ids: list[str]) -> None:
+    """Cancels every session at once."""
+    # Four writers at once: more and SQLite's one write lock times some of them out (the
+    # single-writer work on main removes that; the burst is then as fast as the writes).
+    limits = httpx.Limits(max_connections=4 if target == "gql" else 64)
+    async with httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=60) as client:
+
+        async def cancel(session_id: str) -> None:
+            if target == "floor":
+                await client.post(f"/cancel/{session_id}")
+                return
+            answer = await client.post(
+                "/graphql",
+                json={"query": CANCEL, "variables": {"id": session_id}},
+                headers={"Authorization": f"Bearer {api_key}"},
+            )
+            assert "errors" not in answer.json(), answer.text
+
+        await asyncio.gather(*(cancel(session_id) for session_id in ids))
+
+
+def _run(target: str, mode: str, count: int, args: argparse.Namespace, report: Report) -> Outcome:
+    with tempfile.TemporaryDirectory(prefix="gqlc-conns-") as temporary:
+        directory = Path(temporary)
+        with _server(target, args, directory) as server:
+            merchant_id, api_key, ids = _sessions(target, server, args.sessions, args.python)
+            etags = {}
+            if mode == "long-polls" and target == "gql":
+                with httpx.Client(base_url=server.base_url, timeout=30) as client:
+                    for session_id in ids:
+                        etags[session_id] = client.get(
+                            f"/v1/checkout-sessions/{session_id}",
+                            headers={"X-Merchant-Id": merchant_id},
+                        ).headers["etag"]
+            plan = directory / "plan.json"
+            plan.write_text(
+                json.dumps(
+                    {
+                        "url": server.base_url,
+                        "merchant": merchant_id,
+                        "ids": ids,
+                        "etags": etags,
+                    }
+                )
+            )
+            time.sleep(1)
+            before = _rss_kib(server.process.pid)
+            share = count // args.clients
+            processes = [
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.connections",
+                        "--client",
+                        mode,
+                        "--plan",
+                        str(plan),
+                        "--count",
+                        str(share),
+                        "--offset",
+                        str(i * share),
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                for i in range(args.clients)
+            ]
+            try:
+                for process in processes:
+                    assert process.stdout is not None
+                    line = process.stdout.readline()
+                    if line.strip() != "ready":
+                        raise RuntimeError(f"a client failed: {line!r}\n{server.log_tail()}")
+                time.sleep(3)  # the last requests reach the server and are held
+                held = _rss_kib(server.process.pid)
+                began = time.monotonic()
+                asyncio.run(_burst(target, server, api_key, ids))
+                writes_ms = (time.monotonic() - began) * 1000
+                times: list[float] = []
+                missing = 0
+                for process in processes:
+                    out, _ = process.communicate(timeout=CLIENT_TIMEOUT_S)
+                    result = json.loads(out)
+                    times += result["times"]
+                    missing += result["missing"]
+            finally:
+                for process in processes:
+                    if process.poll() is None:
+                        process.kill()
+                        process.wait()
+        outcome = Outcome(
+            target=target,
+            mode=mode,
+            connections=share * args.clients,
+            rss_per_connection_kib=(held - before) / (share * args.clients),
+            latencies_ms=[(moment - began) * 1000 for moment in times],
+            missing=missing,
+            writes_ms=writes_ms,
+        )
+        report(outcome.line())
+        return outcome
+
+
+# --- the client processes -----------------------------------------------------------------
+
+
+async def _subscriber(
+    plan: dict[str, Any],
+    session_id: str,
+    opening: asyncio.Semaphore,
+    opened: list[int],
+    all_open: asyncio.Event,
+    total: int,
+) -> float | None:
+    url = plan["url"].replace("http://", "ws://") + "/graphql"
+    async with opening:
+        ws = await connect(
+            url,
+            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+            open_timeout=120,
+            ping_interval=None,
+        )
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"merchantId": plan["merchant"]}})
+        )
+        await ws.recv()
+        await ws.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": "subscribe",
+                    "payload": {"query": SUBSCRIPTION, "variables": {"id": session_id}},
+                }
+            )
+        )
+        first = json.loads(await ws.recv())
+        assert first["type"] == "next", first
+    opened[0] += 1
+    if opened[0] == total:
+        all_open.set()
+    async with ws:
+        while True:
+            message = json.loads(await ws.recv())
+            if message["type"] == "next" and "CANCELED" in json.dumps(message):
+                return time.monotonic()
+            if message["type"] != "next":
+                return None
+
+
+async def _long_poll(
+    plan: dict[str, Any],
+    session_id: str,
+    opening: asyncio.Semaphore,
+    opened: list[int],
+    all_open: asyncio.Event,
+    total: int,
+) -> float | None:
+    host, port = plan["url"].removeprefix("http://").split(":")
+    etag = plan["etags"].get(session_id, '"x"')
+    request = (
+        f"GET /v1/checkout-sessions/{session_id} HTTP/1.1\r\nHost: {host}\r\n"
+        f"X-Merchant-Id: {plan['merchant']}\r\nIf-None-Match: {etag}\r\n"
+        f"Prefer: wait={WAIT_SECONDS}\r\n\r\n"
+    ).encode()
+    async with opening:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(request)
+        await writer.drain()
+    opened[0] += 1
+    if opened[0] == total:
+        all_open.set()
+    head = await reader.readuntil(b"\r\n\r\n")
+    moment = time.monotonic()
+    writer.close()
+    status = head.split(b" ", 2)[1]
+    return moment if status in (b"200", b"410") else None
+
+
+async def _client(mode: str, plan: dict[str, Any], count: int, offset: int) -> None:
+    ids = plan["ids"]
+    opening = asyncio.Semaphore(OPENING_AT_ONCE)
+    opened, all_open = [0], asyncio.Event()
+    connect_one = _subscriber if mode == "subscriptions" else _long_poll
+    tasks = [
+        asyncio.create_task(
+            connect_one(plan, ids[(offset + i) % len(ids)], opening, opened, all_open, count)
+        )
+        for i in range(count)
+    ]
+    await asyncio.wait_for(all_open.wait(), CLIENT_TIMEOUT_S)
+    print("ready", flush=True)
+    done, pending = await asyncio.wait(tasks, timeout=CLIENT_TIMEOUT_S - 30)
+    times = [t.result() for t in done if t.exception() is None and t.result() is not None]
+    print(json.dumps({"times": times, "missing": count - len(times)}), flush=True)
+    for task in pending:
+        task.cancel()
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.connections")
+    parser.add_argument("--subscriptions", type=int, default=10_000)
+    parser.add_argument("--long-polls", type=int, default=10_000)
+    parser.add_argument("--sessions", type=int, default=500)
+    parser.add_argument("--clients", type=int, default=4, help="client processes")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--ws", default="websockets-sansio", help="uvicorn --ws implementation")
+    parser.add_argument("--python", default=sys.executable, help="the gateway's interpreter")
+    parser.add_argument("--targets", default="floor,gql")
+    parser.add_argument(
+        "--deflate",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="let uvicorn accept permessage-deflate (what `gql-checkout serve` did before)",
+    )
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    parser.add_argument("--plan", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--offset", type=int, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if args.client:
+        asyncio.run(
+            _client(args.client, json.loads(args.plan.read_text()), args.count, args.offset)
+        )
+        return 0
+    report = Report()
+    for line in machine_lines(sys.orig_argv):
+        report(line)
+    report(
+        f"gateway:     {args.python}; uvicorn --ws {args.ws}, permessage-deflate "
+        f"{'accepted' if args.deflate else 'declined'}"
+    )
+    report()
+    report(HEADER)
+    for _round in range(args.rounds):
+        for mode, count in (("subscriptions", args.subscriptions), ("long-polls", args.long_polls)):
+            if count:
+                for target in args.targets.split(","):
+                    _run(target, mode, count, args, report)
+    report()
+    report("KiB/conn: the server's VmRSS with the connections open, less before, per connection.")
+    report("p50/p99/max: from the burst's first cancel to each connection's change.")
+    report("writes ms: until all cancels were answered; missing: connections without the change.")
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"connections-{time.strftime('%Y-%m-%dT%H%MZ', time.gmtime())}.txt"
+    path.write_text(report.text())
+    print(f"written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
