@@ -18,12 +18,12 @@ from gql_checkout.domain.errors import GatewayError
 from gql_checkout.graphql.schema import build_schema
 from gql_checkout.graphql.view import GraphQLView
 from gql_checkout.http import health, ide, openapi
+from gql_checkout.http.deadlines import Deadlines
 from gql_checkout.http.middleware import RequestMiddleware
 from gql_checkout.http.problems import handle_gateway_error, handle_http_exception
 from gql_checkout.http.shutdown import Shutdown
 from gql_checkout.rest.checkout_sessions import session_route
 from gql_checkout.rest.hcp_auth import hcp_auth_route
-from gql_checkout.rest.long_poll import max_wait_seconds
 from gql_checkout.settings import Settings
 
 
@@ -49,6 +49,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
     )
 
     shutdown = Shutdown()
+    deadlines = Deadlines(limits.request_timeout_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -66,7 +67,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
                 checkout=container.checkout,
                 merchants=container.merchants,
                 shutdown=shutdown,
-                max_wait_seconds=max_wait_seconds(limits.request_timeout_seconds),
+                deadlines=deadlines,
             ),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
@@ -83,7 +84,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             Middleware(
                 RequestMiddleware,
                 metrics=container.metrics,
-                timeout_seconds=limits.request_timeout_seconds,
+                deadlines=deadlines,
                 max_body_bytes=limits.max_body_bytes,
             ),
         ],

@@ -52,6 +52,23 @@ class Deadlines:
             del self._running[task]
             self._expired.discard(task)
 
+    async def suspended(self, awaitable: Awaitable[T]) -> T:
+        """Awaits ``awaitable`` outside the time limit, which then starts afresh: a held
+        long poll waits, it does not work, and its answer gets a whole limit of its own."""
+        task = asyncio.current_task()
+        assert task is not None
+        held = self._running.pop(task, None) is not None
+        try:
+            return await awaitable
+        finally:
+            if held:
+                loop = task.get_loop()
+                # Appended, so insertion order is still deadline order (one limit for all).
+                self._running[task] = loop.time() + self.seconds
+                if self._timer_loop is not loop:
+                    self._timer_loop = loop
+                    loop.call_at(self._running[task], self._expire, loop)
+
     def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._timer_loop is loop:
             self._timer_loop = None

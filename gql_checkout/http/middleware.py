@@ -47,11 +47,11 @@ def _request_id(incoming: str | None) -> str:
 
 class RequestMiddleware:
     def __init__(
-        self, app: ASGIApp, *, metrics: Metrics, timeout_seconds: float, max_body_bytes: int
+        self, app: ASGIApp, *, metrics: Metrics, deadlines: Deadlines, max_body_bytes: int
     ) -> None:
         self.app = app
         self.metrics = metrics
-        self.deadlines = Deadlines(timeout_seconds)
+        self.deadlines = deadlines
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

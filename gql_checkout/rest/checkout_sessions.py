@@ -25,6 +25,7 @@ from gql_checkout.domain.fields import PROFILE_JSON, SESSION_FIELDS, SESSION_JSO
 from gql_checkout.domain.merchants import MerchantProfile, Reader
 from gql_checkout.domain.validation import parse_uuid
 from gql_checkout.http import raw_asgi
+from gql_checkout.http.deadlines import Deadlines
 from gql_checkout.http.problems import problem_response
 from gql_checkout.http.shutdown import Shutdown
 from gql_checkout.rest import long_poll
@@ -48,12 +49,13 @@ class SessionEndpoint:
         checkout: CheckoutService,
         merchants: MerchantService,
         shutdown: Shutdown | None = None,
-        max_wait_seconds: int = long_poll.MAX_WAIT_SECONDS,
+        deadlines: Deadlines | None = None,
     ) -> None:
         self._checkout = checkout
         self._merchants = merchants
         self._shutdown = shutdown or Shutdown()
-        self._max_wait_seconds = max_wait_seconds
+        # The request time limit, suspended while a long poll is held (None: no limit).
+        self._deadlines = deadlines
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = raw_asgi.headers(scope, _READ_HEADERS)
@@ -67,7 +69,7 @@ class SessionEndpoint:
         if_none_match = headers.get(b"if-none-match")
         if if_none_match and b"prefer" in headers:  # polls send neither: no more work
             wait = long_poll.requested_wait(_all_values(scope, b"prefer"))
-            if wait and self._max_wait_seconds and not self._shutdown.begun:
+            if wait and not self._shutdown.begun:
                 await self._long_poll(
                     scope,
                     receive,
@@ -76,7 +78,7 @@ class SessionEndpoint:
                     checkout_session_id=checkout_session_id,
                     init=init,
                     if_none_match=if_none_match,
-                    wait=min(wait, self._max_wait_seconds),
+                    wait=min(wait, long_poll.MAX_WAIT_SECONDS),
                 )
                 return
         now = service.clock()
@@ -127,8 +129,11 @@ class SessionEndpoint:
                 remaining = until - asyncio.get_running_loop().time()
                 changed = None
                 if remaining > 0 and not self._shutdown.begun:
-                    changed = await long_poll.hold(
+                    held_on = long_poll.hold(
                         watcher, snapshot, seconds=remaining, shutdown=self._shutdown
+                    )
+                    changed = await (
+                        self._deadlines.suspended(held_on) if self._deadlines else held_on
                     )
                 if changed is None:
                     break
@@ -266,7 +271,7 @@ def session_route(
     checkout: CheckoutService,
     merchants: MerchantService,
     shutdown: Shutdown | None = None,
-    max_wait_seconds: int = long_poll.MAX_WAIT_SECONDS,
+    deadlines: Deadlines | None = None,
 ) -> Route:
     return Route(
         "/v1/checkout-sessions/{checkoutSessionId}",
@@ -274,7 +279,7 @@ def session_route(
             checkout=checkout,
             merchants=merchants,
             shutdown=shutdown,
-            max_wait_seconds=max_wait_seconds,
+            deadlines=deadlines,
         ),
         methods=["GET"],
     )

@@ -2,26 +2,18 @@
 
 A read whose ETag still matches is held on the session's shared watcher (services/
 watching.py) until the session changes, the wait ends, or the server begins to shut
-down; it costs one future and one timer while it waits, and reads nothing.
+down; it costs one future and one timer while it waits, and reads nothing. The request
+time limit is suspended while it waits (``Deadlines.suspended``): waiting is not work.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 
 from gql_checkout.http.shutdown import Shutdown
 from gql_checkout.services.watching import SessionWatcher, Snapshot
 
 MAX_WAIT_SECONDS = 30
-# Left of the request time limit after the longest wait: the answer's own read and render.
-_ANSWER_SECONDS = 1.0
-
-
-def max_wait_seconds(request_timeout_seconds: float) -> int:
-    """The longest wait applied: 30 s, or less where the request time limit is shorter
-    (a held request is answered 304 before the limit would answer it 503)."""
-    return max(0, min(MAX_WAIT_SECONDS, math.floor(request_timeout_seconds - _ANSWER_SECONDS)))
 
 
 def requested_wait(values: list[str]) -> int | None:

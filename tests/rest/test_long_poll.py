@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from http import HTTPStatus
 from typing import Any
 
@@ -15,6 +16,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from gql_checkout.app import create_app
+from gql_checkout.settings import Settings
 from testkit.clock import Clock
 from testkit.documents import CANCEL_MUTATION, CARD, COMPLETE_MUTATION, create_session, graphql
 from testkit.merchants import MerchantCredentials
@@ -175,7 +178,7 @@ async def test_a_shutdown_answers_held_requests_with_304(
 
     assert response.status_code == HTTPStatus.NOT_MODIFIED
     # The request time limit (10 s by default) caps the wait: never answered 503.
-    assert response.headers["preference-applied"] == "wait=9"
+    assert response.headers["preference-applied"] == "wait=30"
     assert after.status_code == HTTPStatus.NOT_MODIFIED  # once shutting down, nothing is held
     assert "preference-applied" not in after.headers
 
@@ -237,7 +240,7 @@ async def test_the_wait_is_capped_and_the_first_wait_preference_counts(
     response = await _released(capped)
 
     assert response.status_code == HTTPStatus.NOT_MODIFIED
-    assert response.headers["preference-applied"] == "wait=9"
+    assert response.headers["preference-applied"] == "wait=30"
 
 
 async def test_access_is_checked_before_holding(
@@ -250,3 +253,28 @@ async def test_access_is_checked_before_holding(
 
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert "preference-applied" not in response.headers
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_hold_longer_than_the_request_time_limit_ends_with_304_not_503(
+    settings: Settings, clock: Clock, merchant: MerchantCredentials, client: httpx.AsyncClient
+) -> None:
+    # given: a time limit of one second, and a session created through the default app
+    session = await create_session(client, merchant.api_key)
+    etag = await _etag(client, merchant, session["id"])
+    limits = replace(settings.limits, request_timeout_seconds=1.0)
+    hurried = create_app(replace(settings, limits=limits), clock=clock)
+    headers = {**merchant.read_headers, "If-None-Match": etag, "Prefer": "wait=2"}
+
+    # when: held for two seconds, twice the limit (waiting is not work)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=hurried), base_url="http://t"
+        ) as held:
+            response = await held.get(_path(session["id"]), headers=headers)
+    finally:
+        await hurried.state.container.stop()
+
+    # then
+    assert response.status_code == HTTPStatus.NOT_MODIFIED
+    assert response.headers["preference-applied"] == "wait=2"
