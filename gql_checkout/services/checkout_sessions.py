@@ -214,8 +214,10 @@ class CheckoutService:
         self, *, merchant_id: UUID, request: NewCheckoutSession
     ) -> CheckoutSession:
         """Creates a session (or a child of one); the same idempotency key returns the same one."""
-        fingerprint = _fingerprint(request)
+        # Only a keyed create is ever compared (~20 µs of JSON and SHA-256 otherwise).
+        fingerprint = _fingerprint(request) if request.idempotency_key is not None else None
         if request.idempotency_key is not None:
+            assert fingerprint is not None
             replayed = await self._replay(merchant_id, request.idempotency_key, fingerprint)
             if replayed is not None:
                 return replayed
@@ -254,7 +256,7 @@ class CheckoutService:
                     conn,
                     session=session,
                     idempotency_key=request.idempotency_key,
-                    idempotency_fingerprint=fingerprint if request.idempotency_key else None,
+                    idempotency_fingerprint=fingerprint,
                 )
                 if parent is not None:
                     if not await repository.make_current_child(
@@ -266,7 +268,7 @@ class CheckoutService:
                     await self._bus.announce(conn, [parent.id])
         except IntegrityError:
             # A concurrent create with the same idempotency key won the unique index.
-            if request.idempotency_key is None:
+            if request.idempotency_key is None or fingerprint is None:
                 raise
             replayed = await self._replay(merchant_id, request.idempotency_key, fingerprint)
             if replayed is None:
