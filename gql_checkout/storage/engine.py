@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.util.concurrency import await_, in_greenlet
@@ -19,7 +21,9 @@ SQLITE_BUSY_TIMEOUT_MS = 5_000
 def create_engine(database_url: str | URL) -> AsyncEngine:
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        engine = create_async_engine(url, pool_size=10, max_overflow=10)
+        _ping_when_idle(engine)
+        return engine
     engine = create_async_engine(url)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
@@ -72,6 +76,37 @@ def _await_nothing(*_args: Any) -> None:
     # (A statement sent from a thread, outside any greenlet, awaits nothing.)
     if in_greenlet():
         await_(_nothing())
+
+
+# A pooled connection unused this long is pinged before it is handed out.
+IDLE_PING_SECONDS = 10.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """``pool_pre_ping``, only where it pays: a connection back in the pool within the
+    last ``IDLE_PING_SECONDS`` has just worked and is handed out as it is; one idle longer
+    (the database may have restarted or failed over since) is pinged first, and replaced
+    if the ping fails. Under load that saves a round trip per checkout: a create made
+    eight round trips to PostgreSQL, two of them pings."""
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    def checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at < IDLE_PING_SECONDS:
+            return  # new, or in use a moment ago
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise DisconnectionError("the idle connection did not answer a ping") from error
+        if not alive:
+            raise DisconnectionError("the idle connection did not answer a ping")
+
+    event.listen(pool, "checkin", checked_in)
+    event.listen(pool, "checkout", checkout)
 
 
 def sqlite_file(url: str | URL) -> str | None:

@@ -35,7 +35,9 @@ class EngineReads:
     """Each read a statement on a pooled connection of the engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+        # Autocommit: each read is one statement, its own snapshot; no BEGIN and ROLLBACK
+        # round trips around it.
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def sessions(self, ids: Sequence[UUID]) -> dict[UUID, CheckoutSession]:
         async with self._engine.connect() as conn:
