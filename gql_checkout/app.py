@@ -38,6 +38,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
         checkout=container.checkout,
         merchants=container.merchants,
         metrics=container.metrics,
+        webhooks=container.webhooks,
         trusted_documents=settings.trusted_documents,
         graphql_ide=None if settings.is_production else "graphiql",
         allow_queries_via_get=False,
@@ -48,7 +49,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        await container.start()
+        await container.start(deliver_webhooks=settings.webhooks.deliver)
         try:
             yield
         finally:

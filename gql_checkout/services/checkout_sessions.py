@@ -40,8 +40,9 @@ from gql_checkout.domain.errors import (
     ValidationError,
 )
 from gql_checkout.domain.merchants import MerchantProfile, Reader
+from gql_checkout.domain.webhooks import EVENT_TYPE_OF_STATUS, SessionChange
 from gql_checkout.services.hcp_tokens import HcpTokens
-from gql_checkout.storage import repository
+from gql_checkout.storage import outbox, repository
 from gql_checkout.storage.bus import LocalBus
 from gql_checkout.storage.coalesce import Coalescer
 from gql_checkout.storage.reads import Reads
@@ -369,10 +370,10 @@ class CheckoutService:
                     f"The checkout session is {state}; only an open session can become "
                     f"{status.value}."
                 )
-            changed = [session.id]
+            changes = [SessionChange(session.id, EVENT_TYPE_OF_STATUS[status])]
             if status is not CheckoutSessionStatus.FAILED:
-                changed += await repository.cancel_initiated_children(
-                    conn, parent_id=session.id, now=now
+                changes += _canceled(
+                    await repository.cancel_initiated_children(conn, parent_id=session.id, now=now)
                 )
             if parent_id is not None and await repository.close_open_session(
                 conn,
@@ -382,10 +383,13 @@ class CheckoutService:
                 payment_method=payment_method,
             ):
                 # A completed parent cancels its other INITIATED (expired) children too.
-                changed.append(parent_id)
-                changed += await repository.cancel_initiated_children(
-                    conn, parent_id=parent_id, now=now
+                changes.append(SessionChange(parent_id, _COMPLETED_EVENT))
+                changes += _canceled(
+                    await repository.cancel_initiated_children(conn, parent_id=parent_id, now=now)
                 )
+            # The webhook events, in this transaction: no acknowledged change without its own.
+            await outbox.record(conn, changes=changes, now=now)
+            changed = [change.checkout_session_id for change in changes]
             if session.parent_id is not None and session.parent_id not in changed:
                 # The parent's current child changed: news for its subscribers too.
                 changed.append(session.parent_id)
@@ -394,6 +398,14 @@ class CheckoutService:
         await self._bus.committed(changed)
         assert updated is not None
         return updated
+
+
+_COMPLETED_EVENT = EVENT_TYPE_OF_STATUS[CheckoutSessionStatus.COMPLETED]
+_CANCELED_EVENT = EVENT_TYPE_OF_STATUS[CheckoutSessionStatus.CANCELED]
+
+
+def _canceled(checkout_session_ids: Iterable[UUID]) -> list[SessionChange]:
+    return [SessionChange(session_id, _CANCELED_EVENT) for session_id in checkout_session_ids]
 
 
 def _fingerprint(request: NewCheckoutSession) -> str:
