@@ -65,7 +65,7 @@ def build_container(settings: Settings, *, clock: Clock = utc_now) -> Container:
         config=settings.webhooks,
         secret_box=secret_box,
         url_policy=url_policy,
-        session_clock=clock,
+        clock=clock,
     )
     return Container(
         engine=engine,

@@ -75,16 +75,14 @@ class Dispatcher:
         secret_box: SecretBox,
         url_policy: UrlPolicy,
         clock: Clock = utc_now,
-        session_clock: Clock | None = None,
     ) -> None:
         self._engine = engine
         self._config = config
         self._box = secret_box
         self._policy = url_policy
-        # Deliveries run on the wall clock (webhook-timestamp is checked against the
-        # receiver's); the expiry sweep on the sessions' clock.
+        # The app's clock: when deliveries are due, leases, secrets' expiry, the sweep.
+        # webhook-timestamp alone is the wall clock's: receivers check it against theirs.
         self._clock = clock
-        self._session_clock = session_clock or clock
         self.stats = WebhookStats()
         self._wakeup = asyncio.Event()
         self._slot_freed = asyncio.Event()
@@ -240,16 +238,17 @@ class Dispatcher:
         url = parse_webhook_url(delivery.url, policy=self._policy)
         body = delivery.payload
         msg_id = message_id(delivery.event_id)
-        signatures = [self._signer(delivery.secret).sign(msg_id, attempted_at, body)]
+        signed_at = utc_now()
+        signatures = [self._signer(delivery.secret).sign(msg_id, signed_at, body)]
         expires = delivery.previous_secret_expires_at
         if delivery.previous_secret is not None and expires is not None and attempted_at < expires:
             signatures.append(
-                self._signer(delivery.previous_secret).sign(msg_id, attempted_at, body)
+                self._signer(delivery.previous_secret).sign(msg_id, signed_at, body)
             )
         headers = {
             "content-type": "application/json",
             "webhook-id": msg_id,
-            "webhook-timestamp": str(int(attempted_at.timestamp())),
+            "webhook-timestamp": str(int(signed_at.timestamp())),
             "webhook-signature": " ".join(signatures),
         }
         async with asyncio.timeout(self._config.timeout_seconds):
@@ -366,7 +365,7 @@ class Dispatcher:
         made_in_all, more = 0, True
         while more:
             async with self._engine.begin() as conn:
-                made, more = await outbox.sweep_expired(conn, now=self._session_clock())
+                made, more = await outbox.sweep_expired(conn, now=self._clock())
             made_in_all += made
             if made:
                 self.wake()
