@@ -32,4 +32,4 @@ class WebhookConfig:
         endpoint's turn (max_in_flight / per endpoint requests ahead of it), then take
         the whole timeout; a process that died is retried after this."""
         queued = -(-self.max_in_flight // self.max_in_flight_per_endpoint)
-        return self.timeout_seconds * (queued + 1) + 30.0
+        return self.timeout_seconds * (queued + 1) + 5.0
