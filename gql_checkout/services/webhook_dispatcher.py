@@ -242,9 +242,7 @@ class Dispatcher:
         signatures = [self._signer(delivery.secret).sign(msg_id, signed_at, body)]
         expires = delivery.previous_secret_expires_at
         if delivery.previous_secret is not None and expires is not None and attempted_at < expires:
-            signatures.append(
-                self._signer(delivery.previous_secret).sign(msg_id, signed_at, body)
-            )
+            signatures.append(self._signer(delivery.previous_secret).sign(msg_id, signed_at, body))
         headers = {
             "content-type": "application/json",
             "webhook-id": msg_id,
