@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging.config
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -121,6 +122,27 @@ curl -s -H 'X-Merchant-Id: {demo.merchant_id}' \\
     )
 
 
+def _dispatch_webhooks(settings: Settings, _args: argparse.Namespace) -> None:
+    """Delivers webhooks until SIGTERM or Ctrl-C (beside, or instead of, the servers')."""
+
+    async def run() -> None:
+        wired = build_container(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await migrate(wired.engine)
+            await wired.start(deliver_webhooks=True)
+            print("gql-checkout: delivering webhooks (SIGTERM or Ctrl-C stops)", flush=True)
+            await stop.wait()
+        finally:
+            await wired.stop()
+
+    logging.config.dictConfig(logging_config(access_log=False))
+    asyncio.run(run())
+
+
 def _export_schema(_settings: Settings | None, _args: argparse.Namespace) -> None:
     from gql_checkout.graphql.schema import build_schema
 
@@ -153,6 +175,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1", help="host shown in the banner")
     demo.add_argument("--port", type=int, default=8000, help="port shown in the banner")
     demo.set_defaults(handler=_demo)
+    webhooks = commands.add_parser("webhooks", help="outbound webhooks")
+    webhook_commands = webhooks.add_subparsers(dest="webhook_command", required=True)
+    webhook_commands.add_parser(
+        "dispatch",
+        help="deliver webhooks until stopped (serve does too, unless GQL_CHECKOUT_WEBHOOKS=off)",
+    ).set_defaults(handler=_dispatch_webhooks)
     commands.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(
         handler=_export_schema, needs_settings=False
     )

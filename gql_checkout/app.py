@@ -40,6 +40,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
         checkout=container.checkout,
         merchants=container.merchants,
         metrics=container.metrics,
+        webhooks=container.webhooks,
         trusted_documents=settings.trusted_documents,
         graphql_ide=None if settings.is_production else "graphiql",
         allow_queries_via_get=False,
@@ -53,7 +54,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        await container.start()
+        await container.start(deliver_webhooks=settings.webhooks.deliver)
         try:
             with shutdown.on_signals():  # held long polls are answered as shutdown begins
                 yield

@@ -8,11 +8,15 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_checkout.domain.clock import Clock, utc_now
+from gql_checkout.domain.webhook_urls import UrlPolicy
 from gql_checkout.http.metrics import Metrics
 from gql_checkout.services.checkout_sessions import CheckoutService
 from gql_checkout.services.hcp_tokens import HcpTokens
 from gql_checkout.services.merchants import MerchantService
 from gql_checkout.services.rate_limits import RateLimiter
+from gql_checkout.services.webhook_dispatcher import Dispatcher
+from gql_checkout.services.webhook_secrets import SecretBox
+from gql_checkout.services.webhooks import WebhookService
 from gql_checkout.settings import Settings
 from gql_checkout.storage.bus import LocalBus, create_bus
 from gql_checkout.storage.engine import create_engine
@@ -29,11 +33,18 @@ class Container:
     checkout: CheckoutService
     merchants: MerchantService
     metrics: Metrics
+    webhooks: WebhookService
+    dispatcher: Dispatcher
 
-    async def start(self) -> None:
+    async def start(self, *, deliver_webhooks: bool = False) -> None:
+        """Connects the bus; with ``deliver_webhooks``, runs this process's dispatcher."""
         await self.bus.start()
+        if deliver_webhooks:
+            self.bus.watch_all(self.dispatcher.wake)
+            await self.dispatcher.start()
 
     async def stop(self) -> None:
+        await self.dispatcher.stop()
         await self.bus.stop()
         await self.writes.close()
         self.reads.close()
@@ -49,6 +60,19 @@ def build_container(settings: Settings, *, clock: Clock = utc_now) -> Container:
     # One set of keys: sessions sign and nginx's gate verifies with it, and reads accept
     # a session's token as their merchant's credential.
     tokens = HcpTokens(settings.hcp_secrets)
+    # Webhook secrets are sealed with the hcpToken secrets: one set of server keys.
+    secret_box = SecretBox(settings.hcp_secrets)
+    url_policy = UrlPolicy.for_environment(
+        production=settings.is_production, allow_private=settings.webhooks.allow_private_urls
+    )
+    dispatcher = Dispatcher(
+        engine=engine,
+        writes=writes,
+        config=settings.webhooks,
+        secret_box=secret_box,
+        url_policy=url_policy,
+        clock=clock,
+    )
     return Container(
         engine=engine,
         bus=bus,
@@ -73,5 +97,14 @@ def build_container(settings: Settings, *, clock: Clock = utc_now) -> Container:
             merchant_header=settings.merchant_header,
             clock=clock,
         ),
-        metrics=Metrics(engine),
+        metrics=Metrics(engine, webhooks=dispatcher.stats),
+        webhooks=WebhookService(
+            engine=engine,
+            writes=writes,
+            secret_box=secret_box,
+            url_policy=url_policy,
+            clock=clock,
+            wake=dispatcher.wake,
+        ),
+        dispatcher=dispatcher,
     )

@@ -15,6 +15,7 @@ from types import MappingProxyType
 import limits
 
 from gql_checkout.services.merchants import MerchantHeader
+from gql_checkout.services.webhook_config import DEFAULT_RETRY_SCHEDULE, WebhookConfig
 from gql_checkout.storage.engine import sqlite_file
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./gql_checkout.db"
@@ -74,6 +75,8 @@ class Settings:
     # GQL_CHECKOUT_TRUSTED_DOCUMENTS: a persisted-documents.json manifest, by SHA-256. When
     # set, a caller without an API key runs only these documents (graphql/persisted.py).
     trusted_documents: Mapping[str, str] | None = None
+    # Outbound webhooks (section 11): whether this process delivers them, and how.
+    webhooks: WebhookConfig = WebhookConfig()  # noqa: RUF009 (frozen: one shared default)
 
     @property
     def is_production(self) -> bool:
@@ -109,6 +112,7 @@ class Settings:
             merchant_header=_merchant_header(env.get("GQL_CHECKOUT_MERCHANT_HEADER", "")),
             metrics_token=_metrics_token(env.get("GQL_CHECKOUT_METRICS_TOKEN", "")),
             trusted_documents=_trusted_documents(env.get("GQL_CHECKOUT_TRUSTED_DOCUMENTS", "")),
+            webhooks=_webhook_config(env),
         )
 
 
@@ -146,6 +150,46 @@ def _limits_from_env(env: Mapping[str, str]) -> Limits:
             raise SettingsError(f"{name} must be positive")
         overrides[limit.name] = value
     return Limits(**overrides)  # type: ignore[arg-type]
+
+
+def _webhook_config(env: Mapping[str, str]) -> WebhookConfig:
+    raw_deliver = env.get("GQL_CHECKOUT_WEBHOOKS", "on").strip().lower()
+    if raw_deliver not in {"on", "off", "true", "false", "1", "0", "yes", "no", ""}:
+        raise SettingsError(f"GQL_CHECKOUT_WEBHOOKS must be 'on' or 'off', not {raw_deliver!r}")
+    timeout = _positive_seconds(env, "GQL_CHECKOUT_WEBHOOK_TIMEOUT_SECONDS", 10.0)
+    sweep = _positive_seconds(env, "GQL_CHECKOUT_EXPIRY_SWEEP_SECONDS", 30.0)
+    raw_schedule = env.get("GQL_CHECKOUT_WEBHOOK_RETRY_SCHEDULE", "").strip()
+    schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    if raw_schedule:
+        try:
+            schedule = tuple(float(part) for part in raw_schedule.split(","))
+        except ValueError:
+            raise SettingsError(
+                "GQL_CHECKOUT_WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds, "
+                f"not {raw_schedule!r}"
+            ) from None
+        if any(not 0 <= delay <= 30 * 86_400 for delay in schedule):
+            raise SettingsError("GQL_CHECKOUT_WEBHOOK_RETRY_SCHEDULE: delays are 0 to 30 days")
+    return WebhookConfig(
+        deliver=raw_deliver in {"on", "true", "1", "yes", ""},
+        timeout_seconds=timeout,
+        retry_schedule=schedule,
+        allow_private_urls=_flag(env, "GQL_CHECKOUT_WEBHOOK_ALLOW_PRIVATE_URLS"),
+        expiry_sweep_seconds=sweep,
+    )
+
+
+def _positive_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: {raw!r} is not a number of seconds") from None
+    if not 0 < value <= 86_400:
+        raise SettingsError(f"{name} must be more than 0 and at most 86400 seconds")
+    return value
 
 
 def _merchant_header(raw: str) -> MerchantHeader:

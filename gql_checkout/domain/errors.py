@@ -10,6 +10,7 @@ puts the same code in ``errors[].extensions.code``.
     ├── SessionExpired             401 SESSION_EXPIRED
     ├── Forbidden                  403 FORBIDDEN
     ├── SessionNotFound            404 SESSION_NOT_FOUND
+    ├── NotFound                   404 NOT_FOUND          (a webhook endpoint or event)
     ├── InvalidStateTransition     409 INVALID_STATE_TRANSITION
     ├── IdempotencyKeyReused       409 IDEMPOTENCY_KEY_REUSED
     ├── SessionCanceled            410 SESSION_CANCELED
@@ -84,6 +85,12 @@ class SessionNotFound(GatewayError):
     code = "SESSION_NOT_FOUND"
     status = HTTPStatus.NOT_FOUND
     default_detail = "No checkout session has this id."
+
+
+class NotFound(GatewayError):
+    code = "NOT_FOUND"
+    status = HTTPStatus.NOT_FOUND
+    default_detail = "Nothing has this id."
 
 
 class InvalidStateTransition(GatewayError):

@@ -20,6 +20,7 @@ from gql_checkout.graphql.loaders import (
 from gql_checkout.http.metrics import Metrics
 from gql_checkout.services.checkout_sessions import CheckoutService
 from gql_checkout.services.merchants import MerchantService
+from gql_checkout.services.webhooks import WebhookService
 
 
 @dataclass
@@ -27,6 +28,7 @@ class GraphQLContext:
     service: CheckoutService
     merchants: MerchantService
     metrics: Metrics
+    webhooks: WebhookService
     merchant_id_header: str | None
     authorization: str | None
     client: str
@@ -49,6 +51,7 @@ class GraphQLContext:
         service: CheckoutService,
         merchants: MerchantService,
         metrics: Metrics,
+        webhooks: WebhookService,
         merchant_id_header: str | None,
         authorization: str | None,
         client: str,
@@ -57,6 +60,7 @@ class GraphQLContext:
             service=service,
             merchants=merchants,
             metrics=metrics,
+            webhooks=webhooks,
             merchant_id_header=merchant_id_header,
             authorization=authorization,
             client=client,

@@ -19,6 +19,7 @@ from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
@@ -43,6 +44,7 @@ from gql_checkout.graphql.types import (
     CreateCheckoutSessionInput,
     PaymentMethodInput,
 )
+from gql_checkout.graphql.webhooks import WebhookMutation, WebhookQuery
 from gql_checkout.settings import Limits
 
 
@@ -296,8 +298,8 @@ def build_schema(
 
         extensions.append(OpenTelemetryExtension)
     schema = GatewaySchema(
-        query=Query,
-        mutation=Mutation,
+        query=merge_types("Query", (Query, WebhookQuery)),
+        mutation=merge_types("Mutation", (Mutation, WebhookMutation)),
         subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(

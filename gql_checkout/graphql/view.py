@@ -38,6 +38,7 @@ from gql_checkout.http import ide, raw_asgi
 from gql_checkout.http.metrics import Metrics
 from gql_checkout.services.checkout_sessions import CheckoutService
 from gql_checkout.services.merchants import MerchantService
+from gql_checkout.services.webhooks import WebhookService
 
 _TRANSPORT_CODES = {HTTPStatus.BAD_REQUEST: ValidationError.code}
 _MEMBER_TYPES = (
@@ -64,6 +65,7 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
         checkout: CheckoutService,
         merchants: MerchantService,
         metrics: Metrics,
+        webhooks: WebhookService,
         trusted_documents: Mapping[str, str] | None = None,
         **options: Any,
     ) -> None:
@@ -75,6 +77,7 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
         self._checkout = checkout
         self._merchants = merchants
         self._metrics = metrics
+        self._webhooks = webhooks
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -87,6 +90,7 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             service=self._checkout,
             merchants=self._merchants,
             metrics=self._metrics,
+            webhooks=self._webhooks,
             merchant_id_header=headers.get(b"x-merchant-id"),
             authorization=headers.get(b"authorization"),
             client=raw_asgi.client_host(scope),

@@ -19,12 +19,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gql_checkout.services.webhook_dispatcher import WebhookStats
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 _BUCKET_LABELS = (*(str(bound) for bound in _LATENCY_BUCKETS), "+Inf")  # the `le` values
 
 
 class Metrics:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, webhooks: WebhookStats | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._http = _CountedLatency(
             "gql_checkout_http_requests",
@@ -48,6 +50,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_PoolCollector(engine))
+        if webhooks is not None:
+            self.registry.register(_WebhookCollector(webhooks))
 
     def observe_request(self, *, route: str, method: str, status: int, started: float) -> None:
         self._http.observe((route, method, status), time.perf_counter() - started)
@@ -115,7 +119,7 @@ class _CountedLatency(Collector):
 class _PoolCollector(Collector):
     """The connection pool as it is at scrape time."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, webhooks: WebhookStats | None = None) -> None:
         self._pool: Any = engine.sync_engine.pool
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -128,3 +132,37 @@ class _PoolCollector(Collector):
             if hasattr(self._pool, reading):
                 gauge.add_metric([state], getattr(self._pool, reading)())
         yield gauge
+
+
+class _WebhookCollector(Collector):
+    """What this process's webhook dispatcher did, and the queue as it last looked."""
+
+    def __init__(self, stats: WebhookStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        stats = self._stats
+        outcomes = CounterMetricFamily(
+            "gql_checkout_webhook_attempts",
+            "Webhook delivery attempts by outcome: succeeded, retrying, failed (after the "
+            "last retry), gone (410, endpoint disabled), disabled (not sent).",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted(stats.outcomes.items()):
+            outcomes.add_metric([outcome], count)
+        yield outcomes
+        yield CounterMetricFamily(
+            "gql_checkout_webhook_attempt_seconds",
+            "Time spent in webhook attempts (divide by the attempts for the mean).",
+            value=stats.attempt_seconds,
+        )
+        yield GaugeMetricFamily(
+            "gql_checkout_webhook_deliveries_due",
+            "Webhook deliveries due and not yet claimed (all processes), as last measured.",
+            value=stats.due,
+        )
+        yield GaugeMetricFamily(
+            "gql_checkout_webhook_oldest_due_seconds",
+            "How long the oldest due webhook delivery has waited, as last measured.",
+            value=stats.oldest_due_seconds,
+        )

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any
 from uuid import UUID
 
 import orjson
@@ -21,8 +20,8 @@ from starlette.types import Receive, Scope, Send
 
 from gql_checkout.domain.checkout_sessions import CheckoutSession
 from gql_checkout.domain.errors import FieldError, GatewayError, ValidationError
-from gql_checkout.domain.fields import PROFILE_JSON, SESSION_FIELDS, SESSION_JSON, Rest, Source
-from gql_checkout.domain.merchants import MerchantProfile, Reader
+from gql_checkout.domain.merchants import Reader
+from gql_checkout.domain.session_json import render_session
 from gql_checkout.domain.validation import parse_uuid
 from gql_checkout.http import raw_asgi
 from gql_checkout.http.deadlines import Deadlines
@@ -154,7 +153,7 @@ class SessionEndpoint:
         if init:
             profiles = await service.get_merchant_profiles(merchant_ids=[session.merchant_id])
             profile = profiles.get(session.merchant_id)
-        rendered = _render_session(
+        rendered = render_session(
             session,
             now=now,
             related=related,
@@ -224,46 +223,6 @@ def _etag_matches(if_none_match: str | None, etag: bytes) -> bool:
         return True
     candidates = (tag.strip().removeprefix("W/") for tag in if_none_match.split(","))
     return etag.decode() in candidates
-
-
-# The REST shape: the table's REST fields, in its order; the heavy ones with init=true.
-# The session's own fields are rendered in one pass, then the rest (related sessions,
-# the profile's), which the table lists after them (asserted: the keys keep its order).
-_ALWAYS = tuple(field for field in SESSION_FIELDS if field.rest is Rest.ALWAYS)
-_WITH_INIT = tuple(field for field in SESSION_FIELDS if field.rest is not Rest.NEVER)
-_OWN = tuple((f.name, SESSION_JSON[f.name]) for f in _ALWAYS if f.source is Source.SESSION)
-_OTHERS = tuple(field for field in _ALWAYS if field.source is not Source.SESSION)
-_OTHERS_WITH_INIT = tuple(field for field in _WITH_INIT if field.source is not Source.SESSION)
-assert _WITH_INIT[: len(_OWN)] == tuple(f for f in _WITH_INIT if f.source is Source.SESSION)
-
-
-def _render_session(
-    session: CheckoutSession,
-    *,
-    now: datetime,
-    related: Mapping[UUID, CheckoutSession],
-    hcp_token: Callable[[CheckoutSession], str],
-    profile: MerchantProfile | None = None,
-    init: bool = False,
-) -> dict[str, Any]:
-    """The session as REST shows it; ``related`` holds the sessions its RELATED fields may
-    name (a missing one is null)."""
-    rendered: dict[str, Any] = {name: json(session, now) for name, json in _OWN}
-    for field in _OTHERS_WITH_INIT if init else _OTHERS:
-        name = field.name
-        if field.source is Source.RELATED:
-            related_id = field.value(session)
-            other = related.get(related_id) if related_id is not None else None
-            rendered[name] = (
-                _render_session(other, now=now, related=related, hcp_token=hcp_token)
-                if other is not None
-                else None
-            )
-        elif field.source is Source.PROFILE:
-            rendered[name] = PROFILE_JSON[name](profile)
-        else:
-            rendered[name] = hcp_token(session)
-    return rendered
 
 
 def session_route(

@@ -41,9 +41,10 @@ from gql_checkout.domain.errors import (
 from gql_checkout.domain.listing import PageRequest
 from gql_checkout.domain.merchants import MerchantProfile, Reader
 from gql_checkout.domain.validation import DEFAULT_EXPIRES_IN_SECONDS
+from gql_checkout.domain.webhooks import EVENT_TYPE_OF_STATUS, SessionChange, WebhookEventType
 from gql_checkout.services.hcp_tokens import HcpTokens
 from gql_checkout.services.watching import SessionWatcher, Watchers
-from gql_checkout.storage import listing, repository
+from gql_checkout.storage import listing, outbox, repository
 from gql_checkout.storage.bus import LocalBus
 from gql_checkout.storage.coalesce import Coalescer
 from gql_checkout.storage.reads import Reads
@@ -332,6 +333,10 @@ class CheckoutService:
             # Every session this expiry ended, known here inside the transaction.
             expired = [session.id]
             expired += await repository.expire_open_children(conn, parent_id=session.id, now=now)
+            # Its expired events now, in this transaction (the sweep finds them recorded).
+            await outbox.record(
+                conn, changes=[SessionChange(s, _EXPIRED_EVENT) for s in expired], now=now
+            )
             changed = list(expired)
             if session.parent_id is not None:
                 # The parent's current child expired: news for its subscribers too.
@@ -463,10 +468,10 @@ class CheckoutService:
                     f"The checkout session is {state}; only an open session can become "
                     f"{status.value}."
                 )
-            changed = [session.id]
+            changes = [SessionChange(session.id, EVENT_TYPE_OF_STATUS[status])]
             if status is not CheckoutSessionStatus.FAILED:
-                changed += await repository.cancel_initiated_children(
-                    conn, parent_id=session.id, now=now
+                changes += _canceled(
+                    await repository.cancel_initiated_children(conn, parent_id=session.id, now=now)
                 )
             if parent_id is not None and await repository.close_open_session(
                 conn,
@@ -476,10 +481,13 @@ class CheckoutService:
                 payment_method=payment_method,
             ):
                 # A completed parent cancels its other INITIATED (expired) children too.
-                changed.append(parent_id)
-                changed += await repository.cancel_initiated_children(
-                    conn, parent_id=parent_id, now=now
+                changes.append(SessionChange(parent_id, _COMPLETED_EVENT))
+                changes += _canceled(
+                    await repository.cancel_initiated_children(conn, parent_id=parent_id, now=now)
                 )
+            # The webhook events, in this transaction: no acknowledged change without its own.
+            await outbox.record(conn, changes=changes, now=now)
+            changed = [change.checkout_session_id for change in changes]
             if session.parent_id is not None and session.parent_id not in changed:
                 # The parent's current child changed: news for its subscribers too.
                 changed.append(session.parent_id)
@@ -488,6 +496,15 @@ class CheckoutService:
         await self._bus.committed(changed)
         assert updated is not None
         return updated
+
+
+_COMPLETED_EVENT = EVENT_TYPE_OF_STATUS[CheckoutSessionStatus.COMPLETED]
+_CANCELED_EVENT = EVENT_TYPE_OF_STATUS[CheckoutSessionStatus.CANCELED]
+_EXPIRED_EVENT = WebhookEventType.CHECKOUT_SESSION_EXPIRED
+
+
+def _canceled(checkout_session_ids: Iterable[UUID]) -> list[SessionChange]:
+    return [SessionChange(session_id, _CANCELED_EVENT) for session_id in checkout_session_ids]
 
 
 def _fingerprint(request: NewCheckoutSession) -> str:

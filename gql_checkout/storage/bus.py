@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 from uuid import UUID
 
@@ -32,6 +32,13 @@ class LocalBus:
 
     def __init__(self) -> None:
         self._subscribers: defaultdict[UUID, set[asyncio.Queue[None]]] = defaultdict(set)
+        # Told of every change, whatever the session (the webhook dispatcher's wake-up).
+        self._watchers: list[Callable[[], None]] = []
+
+    def watch_all(self, on_change: Callable[[], None]) -> None:
+        """Calls ``on_change`` after every change this bus hears of (a transition here or,
+        on PostgreSQL, on any replica)."""
+        self._watchers.append(on_change)
 
     async def start(self) -> None:
         """Nothing to connect in process."""
@@ -47,6 +54,8 @@ class LocalBus:
         self._deliver(session_ids)
 
     def _deliver(self, session_ids: Iterable[UUID]) -> None:
+        for watcher in self._watchers:
+            watcher()
         for session_id in session_ids:
             for queue in self._subscribers.get(session_id, ()):
                 # A subscriber re-reads the session, so one pending wake-up is enough.

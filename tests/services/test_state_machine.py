@@ -48,9 +48,11 @@ from gql_checkout.domain.errors import (
     SessionExpired,
     ValidationError,
 )
+from gql_checkout.domain.webhooks import EVENT_TYPE_OF_STATUS
 from gql_checkout.settings import Environment, Settings
 from gql_checkout.storage.migrate import migrate
 from gql_checkout.storage.tables import CheckoutSessionRow
+from gql_checkout.storage.webhook_tables import events
 from testkit.clock import Clock
 from testkit.merchants import TEST_SECRET
 
@@ -347,6 +349,22 @@ class CheckoutLifecycle(RuleBasedStateMachine):
             for i, s in stored.sessions.items()
         }
         assert as_stored == self.model
+        self._check_events(stored)
+
+    def _check_events(self, stored: Snapshot) -> None:
+        """Every transition wrote exactly one webhook event, of the state it reached."""
+
+        async def load() -> list[tuple[UUID, str]]:
+            async with self.engine.connect() as conn:
+                rows = await conn.execute(select(events.c.checkout_session_id, events.c.type))
+                return [(row[0], row[1]) for row in rows]
+
+        expected = [
+            (session.id, EVENT_TYPE_OF_STATUS[session.status].value)
+            for session in stored.sessions.values()
+            if session.status is not INITIATED
+        ]
+        assert sorted(self.run(load())) == sorted(expected)
 
     def _check_lifecycle(self, stored: Snapshot) -> None:
         for session in stored.sessions.values():

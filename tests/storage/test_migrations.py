@@ -12,6 +12,7 @@ from uuid import uuid4
 import httpx
 import pytest
 from alembic import command
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -107,3 +108,44 @@ async def test_a_failed_sqlite_migration_changes_nothing(tmp_path: Path) -> None
         version = await connection.execute(text("SELECT version_num FROM alembic_version"))
         assert version.scalar_one() == "0001"
     await engine.dispose()
+
+
+async def test_0005_adds_the_webhook_tables_and_keeps_the_sessions(
+    app: Starlette, client: httpx.AsyncClient, merchant: MerchantCredentials
+) -> None:
+    # given: sessions, one canceled (an event), at head
+    session = await create_session(client, merchant.api_key)
+    await create_session(client, merchant.api_key)
+    cancel = "mutation($id: ID!) { cancelCheckoutSession(id: $id) { id } }"
+    await client.post(
+        "/graphql",
+        json={"query": cancel, "variables": {"id": session["id"]}},
+        headers=merchant.write_headers,
+    )
+    engine: AsyncEngine = app.state.container.engine
+    at_head = await _stored(engine)
+
+    # when: down to 0003 and up again
+    await run_alembic(engine, command.downgrade, "0003")
+    async with engine.connect() as connection:
+        tables = await connection.run_sync(lambda sync: sa_inspect(sync).get_table_names())
+    at_0003 = await _stored(engine)
+    await run_alembic(engine, command.upgrade, "head")
+
+    # then: the webhook tables come and go; the sessions stay as they were
+    assert not {name for name in tables if name.startswith("webhook_")}
+    assert at_0003["rows"] == at_head["rows"]
+    assert (await _stored(engine))["rows"] == at_head["rows"]
+    async with engine.connect() as connection:
+        count = await connection.scalar(text("SELECT count(*) FROM webhook_events"))
+    assert count == 0  # the events of 0005 went with its tables
+    # and the app writes events again
+    other = await create_session(client, merchant.api_key)
+    await client.post(
+        "/graphql",
+        json={"query": cancel, "variables": {"id": other["id"]}},
+        headers=merchant.write_headers,
+    )
+    async with engine.connect() as connection:
+        count = await connection.scalar(text("SELECT count(*) FROM webhook_events"))
+    assert count == 1
