@@ -17,6 +17,7 @@ from testkit.documents import (
     graphql,
 )
 from testkit.merchants import MerchantCredentials
+from testkit.webhooks import events_of
 
 pytestmark = pytest.mark.anyio
 
@@ -312,3 +313,21 @@ async def test_recover_needs_the_owners_api_key(
 
     assert error_codes(by_header) == ["UNAUTHENTICATED"]
     assert error_codes(by_other) == ["FORBIDDEN"]
+
+
+async def test_a_manual_expiry_records_the_expired_events_in_its_transaction(
+    client: httpx.AsyncClient, merchant: MerchantCredentials
+) -> None:
+    # given: a parent with an open child (no dispatcher runs here: no sweep either)
+    parent = await create_session(client, merchant.api_key)
+    child = await create_session(client, merchant.api_key, parentSessionId=parent["id"])
+
+    # when
+    body = await graphql(client, EXPIRE_MUTATION, {"id": parent["id"]}, merchant.write_headers)
+    assert "errors" not in body, body
+
+    # then: both expired events are in the log as soon as the expiry is answered
+    events = await events_of(client, merchant.api_key)
+    assert sorted((e["type"], e["checkoutSessionId"]) for e in events) == sorted(
+        [("CHECKOUT_SESSION_EXPIRED", parent["id"]), ("CHECKOUT_SESSION_EXPIRED", child["id"])]
+    )

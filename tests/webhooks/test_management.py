@@ -255,4 +255,4 @@ async def test_production_refuses_plain_http_and_private_addresses(
             {"Authorization": f"Bearer {api_key}"},
         )
     assert error_codes(body) == ["VALIDATION_ERROR"], url
-    await production_app.state.container.engine.dispose()
+    await production_app.state.container.stop()
