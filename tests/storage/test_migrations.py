@@ -125,16 +125,16 @@ async def test_0005_adds_the_webhook_tables_and_keeps_the_sessions(
     engine: AsyncEngine = app.state.container.engine
     at_head = await _stored(engine)
 
-    # when: down to 0003 and up again
-    await run_alembic(engine, command.downgrade, "0003")
+    # when: down to 0004 and up again
+    await run_alembic(engine, command.downgrade, "0004")
     async with engine.connect() as connection:
         tables = await connection.run_sync(lambda sync: sa_inspect(sync).get_table_names())
-    at_0003 = await _stored(engine)
+    at_0004 = await _stored(engine)
     await run_alembic(engine, command.upgrade, "head")
 
     # then: the webhook tables come and go; the sessions stay as they were
     assert not {name for name in tables if name.startswith("webhook_")}
-    assert at_0003["rows"] == at_head["rows"]
+    assert at_0004["rows"] == at_head["rows"]
     assert (await _stored(engine))["rows"] == at_head["rows"]
     async with engine.connect() as connection:
         count = await connection.scalar(text("SELECT count(*) FROM webhook_events"))
