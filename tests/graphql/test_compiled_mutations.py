@@ -11,7 +11,9 @@ never between two Strawberry answers; and the operation metrics must count alike
 
 from __future__ import annotations
 
+import logging
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -98,6 +100,7 @@ class World:
     keys: dict[str, str]
     sessions: dict[str, str] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)  # id or token → its name
+    answers: list[tuple[int, str, str]] = field(default_factory=list)
 
     def resolve(self, value: Any) -> Any:
         """``"@name"`` placeholders → this world's session id of that name."""
@@ -193,6 +196,10 @@ async def _run(fast: World, general: World, steps: list[Step]) -> None:
         assert answers[0] == answers[1], (number, step)
         taken = compiler.written - before
         assert taken == int(step.compiled), (number, step, answers[0])
+
+
+async def _run_one(world: World, step: Step) -> None:
+    world.answers.append(await world.send(step))
 
 
 async def _metrics(world: World) -> list[str]:
@@ -301,3 +308,30 @@ async def test_the_write_limit_counts_compiled_mutations_alike(tmp_path: Path) -
         # then: both refuse it alike
         await _run(fast, general, steps)
         assert await _metrics(fast) == await _metrics(general)
+
+
+async def test_an_unexpected_failure_is_masked_and_logged_alike(
+    pair: tuple[World, World], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: the sessions' table gone from under both apps (the merchants' is still there)
+    fast, general = pair
+    for name in ("c.db", "g.db"):
+        with sqlite3.connect(tmp_path / name) as database:
+            database.execute("ALTER TABLE checkout_sessions RENAME TO gone")
+    logged = []
+
+    # when
+    for world in (fast, general):
+        caplog.clear()
+        with caplog.at_level(logging.ERROR):
+            await _run_one(world, Step(CREATE, {"input": EUR}))
+        logged.append([(r.name, r.getMessage(), type(r.exc_info[1])) for r in caplog.records])
+
+    # then
+    assert fast.answers == general.answers
+    assert '"code":"INTERNAL_ERROR"' in fast.answers[0][2]
+    assert "An unexpected error occurred." in fast.answers[0][2]
+    assert logged[0] == logged[1]
+    assert logged[0] and logged[0][0][0] == "gql_checkout.graphql.extensions"
+    assert _compiler(fast.app).written == 1  # type: ignore[union-attr]
+    assert await _metrics(fast) == await _metrics(general)
