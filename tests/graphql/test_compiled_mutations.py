@@ -1,6 +1,7 @@
 """Compiled mutations answer exactly as Strawberry does: a differential test.
 
-Two apps on fresh SQLite files of their own and one clock: one with compiled plans, one
+Two apps on fresh SQLite files of their own (or on one fresh PostgreSQL database, each
+with merchants of its own) and one clock: one with compiled plans, one
 with every operation through Strawberry. Each scenario runs the same steps against both
 (each app's own merchants and sessions), and every response must be the same: status,
 content type and body, once the ids that are necessarily different (random UUIDs and the
@@ -157,9 +158,9 @@ async def _world(settings: Settings, clock: Clock) -> World:
     return World(app, client, keys)
 
 
-def _settings(path: Path, *, compiled: bool, writes: str | None) -> Settings:
+def _settings(database_url: str, *, compiled: bool, writes: str | None) -> Settings:
     settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{path}",
+        database_url=database_url,
         environment=Environment.DEVELOPMENT,
         hcp_secrets=(TEST_SECRET,),
         compiled_queries=compiled,
@@ -167,10 +168,14 @@ def _settings(path: Path, *, compiled: bool, writes: str | None) -> Settings:
     return replace(settings, limits=replace(Limits(), writes_per_merchant=writes))
 
 
-async def _pair(tmp_path: Path, writes: str | None) -> AsyncIterator[tuple[World, World]]:
+async def _pair(
+    database_urls: tuple[str, str], writes: str | None = None
+) -> AsyncIterator[tuple[World, World]]:
+    """The compiled app and the general one; on one PostgreSQL database, each app with
+    merchants (and so sessions and idempotency keys) of its own."""
     clock = Clock()
-    fast = await _world(_settings(tmp_path / "c.db", compiled=True, writes=writes), clock)
-    general = await _world(_settings(tmp_path / "g.db", compiled=False, writes=writes), clock)
+    fast = await _world(_settings(database_urls[0], compiled=True, writes=writes), clock)
+    general = await _world(_settings(database_urls[1], compiled=False, writes=writes), clock)
     assert _compiler(fast.app) is not None
     assert _compiler(general.app) is None
     try:
@@ -181,9 +186,18 @@ async def _pair(tmp_path: Path, writes: str | None) -> AsyncIterator[tuple[World
             await world.app.state.container.stop()
 
 
+def _urls(database_url: str, tmp_path: Path) -> tuple[str, str]:
+    if database_url.startswith("sqlite"):
+        return (
+            f"sqlite+aiosqlite:///{tmp_path / 'c.db'}",
+            f"sqlite+aiosqlite:///{tmp_path / 'g.db'}",
+        )
+    return database_url, database_url
+
+
 @pytest.fixture
-async def pair(tmp_path: Path) -> AsyncIterator[tuple[World, World]]:
-    async for worlds in _pair(tmp_path, None):
+async def pair(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[World, World]]:
+    async for worlds in _pair(_urls(database_url, tmp_path)):
         yield worlds
 
 
@@ -297,9 +311,11 @@ async def test_compiled_and_general_mutations_answer_alike(
     assert any('"mutation"' in line for line in await _metrics(fast))
 
 
-async def test_the_write_limit_counts_compiled_mutations_alike(tmp_path: Path) -> None:
+async def test_the_write_limit_counts_compiled_mutations_alike(
+    database_url: str, tmp_path: Path
+) -> None:
     # given: three writes a minute for each merchant
-    async for fast, general in _pair(tmp_path, "3/minute"):
+    async for fast, general in _pair(_urls(database_url, tmp_path), "3/minute"):
         # when: the fourth write comes (a plan's three, then one plan and one Strawberry)
         steps = [
             Step(CREATE, {"input": EUR}, save="open"),
@@ -314,6 +330,7 @@ async def test_the_write_limit_counts_compiled_mutations_alike(tmp_path: Path) -
         assert await _metrics(fast) == await _metrics(general)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_an_unexpected_failure_is_masked_and_logged_alike(
     pair: tuple[World, World], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
