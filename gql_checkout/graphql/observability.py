@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from graphql import FieldNode, OperationDefinitionNode
+from graphql import DocumentNode, FieldNode, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 
 from gql_checkout.graphql.context import GraphQLContext
@@ -36,12 +36,15 @@ class OperationMetrics(SchemaExtension):
 
     def _root_fields(self) -> str:
         document = self.execution_context.graphql_document
-        if document is None:
-            return UNLABELLED
-        names = {
-            selection.name.value if isinstance(selection, FieldNode) else "fragment"
-            for definition in document.definitions
-            if isinstance(definition, OperationDefinitionNode)
-            for selection in definition.selection_set.selections
-        }
-        return ",".join(sorted(names))
+        return UNLABELLED if document is None else root_fields_label(document)
+
+
+def root_fields_label(document: DocumentNode) -> str:
+    """The ``root_fields`` label of a valid document: its operations' root field names."""
+    names = {
+        selection.name.value if isinstance(selection, FieldNode) else "fragment"
+        for definition in document.definitions
+        if isinstance(definition, OperationDefinitionNode)
+        for selection in definition.selection_set.selections
+    }
+    return ",".join(sorted(names))

@@ -27,12 +27,10 @@ from gql_checkout.domain.clock import rfc3339
 from gql_checkout.domain.errors import ValidationError
 from gql_checkout.domain.listing import DEFAULT_PAGE_SIZE, SessionFilter, parse_page_request
 from gql_checkout.domain.validation import (
-    parse_failure_reason,
     parse_idempotency_key,
-    parse_new_checkout_session,
-    parse_payment_method,
     parse_uuid,
 )
+from gql_checkout.graphql import writes
 from gql_checkout.graphql.compiled import Compiler
 from gql_checkout.graphql.connections import CheckoutSessionConnection, CheckoutSessionFilter
 from gql_checkout.graphql.context import Info
@@ -88,9 +86,8 @@ class Mutation:
     async def create_checkout_session(
         self, info: Info, input: CreateCheckoutSessionInput
     ) -> CheckoutSessionType:
-        context = info.context
-        merchant = await context.writer()
-        request = parse_new_checkout_session(
+        session = await writes.create_checkout_session(
+            info.context,
             amount=input.amount,
             currency=input.currency,
             merchant_reference=input.merchant_reference,
@@ -99,47 +96,34 @@ class Mutation:
             idempotency_key=input.idempotency_key,
             metadata=input.metadata,
         )
-        session = await context.service.create_checkout_session(
-            merchant_id=merchant.id, request=request
-        )
-        return CheckoutSessionType.from_domain(session, now=context.service.clock())
+        return CheckoutSessionType.from_domain(session, now=info.context.service.clock())
 
     @strawberry.mutation(description="Cancels an open session (and its open child).")
     async def cancel_checkout_session(self, info: Info, id: strawberry.ID) -> CheckoutSessionType:
-        context = info.context
-        merchant = await context.writer()
-        session = await context.service.cancel_checkout_session(
-            merchant_id=merchant.id, checkout_session_id=parse_uuid(id, field="id")
-        )
-        return CheckoutSessionType.from_domain(session, now=context.service.clock())
+        session = await writes.cancel_checkout_session(info.context, checkout_session_id=id)
+        return CheckoutSessionType.from_domain(session, now=info.context.service.clock())
 
     @strawberry.mutation(description="Completes an open session with its payment method.")
     async def complete_checkout_session(
         self, info: Info, id: strawberry.ID, payment_method: PaymentMethodInput
     ) -> CheckoutSessionType:
-        context = info.context
-        merchant = await context.writer()
-        session = await context.service.complete_checkout_session(
-            merchant_id=merchant.id,
-            checkout_session_id=parse_uuid(id, field="id"),
-            payment_method=parse_payment_method(
-                type=payment_method.type, brand=payment_method.brand, last4=payment_method.last4
-            ),
+        session = await writes.complete_checkout_session(
+            info.context,
+            checkout_session_id=id,
+            type=payment_method.type,
+            brand=payment_method.brand,
+            last4=payment_method.last4,
         )
-        return CheckoutSessionType.from_domain(session, now=context.service.clock())
+        return CheckoutSessionType.from_domain(session, now=info.context.service.clock())
 
     @strawberry.mutation(description="Fails an open session; a parent stays open for a retry.")
     async def fail_checkout_session(
         self, info: Info, id: strawberry.ID, reason: str | None = None
     ) -> CheckoutSessionType:
-        context = info.context
-        merchant = await context.writer()
-        session = await context.service.fail_checkout_session(
-            merchant_id=merchant.id,
-            checkout_session_id=parse_uuid(id, field="id"),
-            reason=parse_failure_reason(reason),
+        session = await writes.fail_checkout_session(
+            info.context, checkout_session_id=id, reason=reason
         )
-        return CheckoutSessionType.from_domain(session, now=context.service.clock())
+        return CheckoutSessionType.from_domain(session, now=info.context.service.clock())
 
     @strawberry.mutation(description="Ends an open session now, and its open child with it.")
     async def expire_checkout_session(self, info: Info, id: strawberry.ID) -> CheckoutSessionType:

@@ -21,7 +21,9 @@ from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
 from gql_checkout.domain.errors import GatewayError, RateLimited, ValidationError
-from gql_checkout.graphql import compiled, over_http
+from gql_checkout.graphql import compiled, compiled_mutations, over_http
+from gql_checkout.graphql.compiled_mutations import MutationPlan
+from gql_checkout.graphql.compiled_selections import Unsupported
 from gql_checkout.graphql.context import GraphQLContext
 from gql_checkout.graphql.documents import Documents, root_fields
 from gql_checkout.graphql.extensions import code_errors
@@ -180,7 +182,7 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
         receive = raw_asgi.replaying(body, receive)
         try:
             single = compiled.request_body(body, headers.get(b"content-type"))
-        except compiled.Unsupported:
+        except Unsupported:
             single = None  # a batch, or more than a plain body: Strawberry reads it
         admitted = None
         if single is not None:
@@ -192,6 +194,7 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
                 await _refuse(send, context, error)
                 return
         compiler = self.schema.compiler
+        mutation = None
         if (
             compiler is not None
             and single is not None
@@ -200,15 +203,17 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             # multipart) for it: then the answer is Strawberry's to give.
             and not self._streamed(headers.get(b"accept", ""))
         ):
-            # A poll: a compiled plan answers it if it can.
+            # A poll: a compiled plan answers it if it can (a write, once charged below).
             _, operation_name, variables = single
             try:
                 plan = compiler.plan_for(admitted, operation_name)
-                if plan is None:
-                    raise compiled.Unsupported
+                if isinstance(plan, MutationPlan):
+                    mutation = plan  # run once the write is charged, below
+                if not isinstance(plan, compiled.Plan):
+                    raise Unsupported
                 context.read_cost = plan.cost
                 answer = orjson.dumps(await compiled.run_plan(plan, variables, context))
-            except compiled.Unsupported:
+            except Unsupported:
                 pass  # the same context: a reader already checked and charged stays so
             else:
                 compiler.answered += 1
@@ -232,6 +237,20 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
                 send, error.status.value, [*raw_asgi.json_headers(answer), retry], answer
             )
             return
+        if mutation is not None and compiler is not None and single is not None:
+            try:
+                prepared = compiled_mutations.prepare(mutation, self.schema._schema, single[2])
+            except Unsupported:
+                pass  # a variable or argument that does not coerce: Strawberry reports it
+            else:
+                answer = orjson.dumps(
+                    await compiled_mutations.run_mutation(mutation, prepared, context)
+                )
+                compiler.written += 1
+                await raw_asgi.respond(
+                    send, HTTPStatus.OK.value, raw_asgi.json_headers(answer), answer
+                )
+                return
         await self._general(scope, receive, send, context)
 
     def _streamed(self, accept: str) -> bool:

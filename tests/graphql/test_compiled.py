@@ -27,6 +27,7 @@ from gql_checkout.app import create_app
 from gql_checkout.domain.fields import SESSION_FIELDS as TABLE
 from gql_checkout.domain.fields import Source, value_class
 from gql_checkout.graphql.compiled import Compiler
+from gql_checkout.graphql.compiled_mutations import MutationPlan
 from gql_checkout.graphql.schema import build_schema
 from gql_checkout.settings import Settings
 from testkit.clock import Clock
@@ -325,12 +326,16 @@ def test_documents_that_plans_leave_to_strawberry() -> None:
     assert compiler is not None
     assert compiler.plan(POLL, None) is not None
     assert compiler.plan(POLL, "Other") is None  # Strawberry reports the unknown operation
+    # A hot write's plan is a mutation's (tests/graphql/test_compiled_mutations.py).
+    assert isinstance(
+        compiler.plan('mutation { cancelCheckoutSession(id: "x") { id } }', None), MutationPlan
+    )
     for query in [
         "query($id: ID) { checkoutSession(id: $id) { id } }",
         "query($id: ID!) { checkoutSession(id: $id) { nope } }",
         "query($id: ID!, $f: String) { checkoutSession(id: $id) { id @include(if: $f) } }",
         "query A { __typename } query B { __typename }",  # no operationName: a request error
-        'mutation { cancelCheckoutSession(id: "x") { id } }',
+        'mutation { expireCheckoutSession(id: "x") { id } }',  # not one of the hot writes
         "{ __schema { types { name } } }",
     ]:
         assert compiler.plan(query, None) is None, query
