@@ -11,6 +11,7 @@ process or a manual expiry, a no-op).
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -65,10 +66,7 @@ async def record(conn: AsyncConnection, *, changes: Sequence[SessionChange], now
                 "payload": orjson.dumps(body).decode(),
             }
         )
-    inserted = await conn.execute(
-        _insert_ignoring_repeats(conn).returning(events.c.id, events.c.merchant_id, events.c.type),
-        rows,
-    )
+    inserted = await conn.execute(_insert_ignoring_repeats(conn.dialect.name), rows)
     recorded = inserted.all()
     if not recorded:
         return 0
@@ -84,9 +82,16 @@ async def record(conn: AsyncConnection, *, changes: Sequence[SessionChange], now
     return len(new)
 
 
-def _insert_ignoring_repeats(conn: AsyncConnection) -> Any:
-    insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    return insert(events).on_conflict_do_nothing(index_elements=["checkout_session_id", "type"])
+@functools.cache
+def _insert_ignoring_repeats(dialect_name: str) -> Any:
+    """The events' INSERT for a dialect, built once: a repeat (the sweep's expired event for
+    a session whose expiry was recorded) is skipped; the inserted ones are returned."""
+    insert = postgresql_insert if dialect_name == "postgresql" else sqlite_insert
+    return (
+        insert(events)
+        .on_conflict_do_nothing(index_elements=["checkout_session_id", "type"])
+        .returning(events.c.id, events.c.merchant_id, events.c.type)
+    )
 
 
 async def sweep_expired(conn: AsyncConnection, *, now: datetime) -> tuple[int, bool]:

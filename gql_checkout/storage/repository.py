@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, fields
 from datetime import datetime
@@ -10,6 +11,7 @@ from uuid import UUID
 
 from sqlalchemy import Table, and_, bindparam, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BindParameter
 
 from gql_checkout.domain.checkout_sessions import (
     CheckoutSession,
@@ -72,9 +74,15 @@ async def ping(conn: AsyncConnection) -> None:
 async def get_session(
     conn: AsyncConnection, *, checkout_session_id: UUID
 ) -> CheckoutSession | None:
-    result = await conn.execute(_SELECT_SESSIONS.where(sessions.c.id == checkout_session_id))
+    result = await conn.execute(_SESSION_BY_ID, {"id": checkout_session_id})
     row = result.first()
     return _session_from_row(row) if row else None
+
+
+# The statements of writes are built once and bound per call, as the hot reads are: built
+# per call, a statement is rebuilt and re-keyed for SQLAlchemy's cache (~50-100 µs each, a
+# transition sends six).
+_SESSION_BY_ID = _SELECT_SESSIONS.where(sessions.c.id == bindparam("id"))
 
 
 # Built once: the hot reads only bind their ids (an expanding IN) on each call.
@@ -139,7 +147,7 @@ async def insert_session(
 _INSERT_SESSION = insert(sessions)
 
 
-def _open(now: datetime) -> Any:
+def _open(now: datetime | BindParameter[Any]) -> Any:
     return and_(sessions.c.status == _INITIATED, sessions.c.expires_at > now)
 
 
@@ -197,17 +205,46 @@ async def close_open_session(
 ) -> bool:
     """Moves an open session to ``status`` in one conditional UPDATE; False if it was not open
     (or, with ``parent_must_be_open``, if its parent was no longer INITIATED)."""
+    statement = _close_statement(
+        status,
+        with_payment_method=payment_method is not None,
+        with_failure_reason=failure_reason is not None,
+        parent_must_be_open=parent_must_be_open,
+    )
+    parameters: dict[str, Any] = {"session_id": checkout_session_id, "now": now}
+    if payment_method is not None:
+        parameters["new_payment_method"] = asdict(payment_method)
+    if failure_reason is not None:
+        parameters["new_failure_reason"] = failure_reason
+    result = await conn.execute(statement, parameters)
+    return result.rowcount == 1
+
+
+@functools.cache
+def _close_statement(
+    status: CheckoutSessionStatus,
+    *,
+    with_payment_method: bool,
+    with_failure_reason: bool,
+    parent_must_be_open: bool,
+) -> Any:
+    """The UPDATE of ``close_open_session``, one per shape (a dozen at most), bound per call."""
+    now = bindparam("now", type_=sessions.c.updated_at.type)
     values: dict[str, Any] = {
         "status": status.value,
         "updated_at": now,
         "version": sessions.c.version + 1,
         _CLOSED_AT[status]: now,
     }
-    if payment_method is not None:
-        values["payment_method"] = asdict(payment_method)
-    if failure_reason is not None:
-        values["failure_reason"] = failure_reason
-    condition = and_(sessions.c.id == checkout_session_id, _open(now))
+    if with_payment_method:
+        values["payment_method"] = bindparam(
+            "new_payment_method", type_=sessions.c.payment_method.type
+        )
+    if with_failure_reason:
+        values["failure_reason"] = bindparam(
+            "new_failure_reason", type_=sessions.c.failure_reason.type
+        )
+    condition = and_(sessions.c.id == bindparam("session_id"), _open(now))
     if parent_must_be_open:
         parent = sessions.alias("parent")
         parent_is_initiated = (
@@ -216,8 +253,7 @@ async def close_open_session(
             .exists()
         )
         condition = and_(condition, or_(sessions.c.parent_id.is_(None), parent_is_initiated))
-    result = await conn.execute(update(sessions).where(condition).values(**values))
-    return result.rowcount == 1
+    return update(sessions).where(condition).values(**values)
 
 
 _CLOSED_AT = {
@@ -231,18 +267,22 @@ async def cancel_initiated_children(
     conn: AsyncConnection, *, parent_id: UUID, now: datetime
 ) -> list[UUID]:
     """Cancels every INITIATED child of a parent (expired ones too: they can never reopen)."""
-    result = await conn.execute(
-        update(sessions)
-        .where(sessions.c.parent_id == parent_id, sessions.c.status == _INITIATED)
-        .values(
-            status=CheckoutSessionStatus.CANCELED.value,
-            updated_at=now,
-            canceled_at=now,
-            version=sessions.c.version + 1,
-        )
-        .returning(sessions.c.id)
-    )
+    result = await conn.execute(_CANCEL_INITIATED_CHILDREN, {"of_parent_id": parent_id, "now": now})
     return list(result.scalars())
+
+
+_NOW = bindparam("now", type_=sessions.c.updated_at.type)
+_CANCEL_INITIATED_CHILDREN = (
+    update(sessions)
+    .where(sessions.c.parent_id == bindparam("of_parent_id"), sessions.c.status == _INITIATED)
+    .values(
+        status=CheckoutSessionStatus.CANCELED.value,
+        updated_at=_NOW,
+        canceled_at=_NOW,
+        version=sessions.c.version + 1,
+    )
+    .returning(sessions.c.id)
+)
 
 
 async def lock_session(conn: AsyncConnection, *, checkout_session_id: UUID) -> None:
@@ -250,11 +290,12 @@ async def lock_session(conn: AsyncConnection, *, checkout_session_id: UUID) -> N
     already serialises writes, and SQLite has no FOR UPDATE)."""
     # NO KEY UPDATE, not UPDATE: a child's INSERT holds KEY SHARE on its parent (the
     # foreign key), and FOR UPDATE would conflict with it, deadlocking two creators.
-    await conn.execute(
-        select(sessions.c.id)
-        .where(sessions.c.id == checkout_session_id)
-        .with_for_update(key_share=True)
-    )
+    await conn.execute(_LOCK_SESSION, {"id": checkout_session_id})
+
+
+_LOCK_SESSION = (
+    select(sessions.c.id).where(sessions.c.id == bindparam("id")).with_for_update(key_share=True)
+)
 
 
 async def make_current_child(

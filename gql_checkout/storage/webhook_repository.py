@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gql_checkout.domain.webhooks import (
@@ -154,12 +154,14 @@ async def subscribed_endpoints(
     conn: AsyncConnection, *, merchant_ids: Iterable[UUID]
 ) -> list[tuple[UUID, UUID, list[str]]]:
     """(endpoint id, merchant id, event type values) of the merchants' enabled endpoints."""
-    result = await conn.execute(
-        select(endpoints.c.id, endpoints.c.merchant_id, endpoints.c.events).where(
-            endpoints.c.merchant_id.in_(list(set(merchant_ids))), endpoints.c.enabled.is_(True)
-        )
-    )
+    result = await conn.execute(_SUBSCRIBED_ENDPOINTS, {"ids": list(set(merchant_ids))})
     return [(row[0], row[1], list(row[2])) for row in result]
+
+
+# Built once (every transition asks): the merchants' ids bound as an expanding IN.
+_SUBSCRIBED_ENDPOINTS = select(endpoints.c.id, endpoints.c.merchant_id, endpoints.c.events).where(
+    endpoints.c.merchant_id.in_(bindparam("ids", expanding=True)), endpoints.c.enabled.is_(True)
+)
 
 
 # --- the event log ------------------------------------------------------------------------
