@@ -19,7 +19,7 @@ from operator import attrgetter
 from uuid import UUID
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gql_checkout.domain.checkout_sessions import (
     CheckoutSession,
@@ -334,14 +334,12 @@ class CheckoutService:
             expired = [session.id]
             expired += await repository.expire_open_children(conn, parent_id=session.id, now=now)
             # Its expired events now, in this transaction (the sweep finds them recorded).
-            await outbox.record(
-                conn, changes=[SessionChange(s, _EXPIRED_EVENT) for s in expired], now=now
+            changed = await self._record_and_announce(
+                conn,
+                changes=[SessionChange(expired_id, _EXPIRED_EVENT) for expired_id in expired],
+                parent_id=session.parent_id,
+                now=now,
             )
-            changed = list(expired)
-            if session.parent_id is not None:
-                # The parent's current child expired: news for its subscribers too.
-                changed.append(session.parent_id)
-            await self._bus.announce(conn, changed)
             updated = await repository.get_session(conn, checkout_session_id=checkout_session_id)
         await self._bus.committed(changed)
         assert updated is not None
@@ -380,6 +378,24 @@ class CheckoutService:
         return await self.create_checkout_session(merchant_id=merchant_id, request=request)
 
     # --- helpers --------------------------------------------------------------------------
+
+    async def _record_and_announce(
+        self,
+        conn: AsyncConnection,
+        *,
+        changes: list[SessionChange],
+        parent_id: UUID | None,
+        now: datetime,
+    ) -> list[UUID]:
+        """Inside a transition's transaction: its webhook events (no acknowledged change
+        without its own), then the bus announcement of the sessions it changed and of the
+        parent whose current child changed with them. Returns the ids for ``committed``."""
+        await outbox.record(conn, changes=changes, now=now)
+        changed = [change.checkout_session_id for change in changes]
+        if parent_id is not None and parent_id not in changed:
+            changed.append(parent_id)
+        await self._bus.announce(conn, changed)
+        return changed
 
     @staticmethod
     def _owned(session: CheckoutSession | None, *, merchant_id: UUID) -> CheckoutSession:
@@ -485,13 +501,9 @@ class CheckoutService:
                 changes += _canceled(
                     await repository.cancel_initiated_children(conn, parent_id=parent_id, now=now)
                 )
-            # The webhook events, in this transaction: no acknowledged change without its own.
-            await outbox.record(conn, changes=changes, now=now)
-            changed = [change.checkout_session_id for change in changes]
-            if session.parent_id is not None and session.parent_id not in changed:
-                # The parent's current child changed: news for its subscribers too.
-                changed.append(session.parent_id)
-            await self._bus.announce(conn, changed)
+            changed = await self._record_and_announce(
+                conn, changes=changes, parent_id=session.parent_id, now=now
+            )
             updated = await repository.get_session(conn, checkout_session_id=checkout_session_id)
         await self._bus.committed(changed)
         assert updated is not None
