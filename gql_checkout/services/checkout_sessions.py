@@ -334,16 +334,14 @@ class CheckoutService:
             expired = [session.id]
             expired += await repository.expire_open_children(conn, parent_id=session.id, now=now)
             # Its expired events now, in this transaction (the sweep finds them recorded).
-            changed = await self._record_and_announce(
+            changed, now_stored = await self._record_and_announce(
                 conn,
                 changes=[SessionChange(expired_id, _EXPIRED_EVENT) for expired_id in expired],
                 parent_id=session.parent_id,
                 now=now,
             )
-            updated = await repository.get_session(conn, checkout_session_id=checkout_session_id)
         await self._bus.committed(changed)
-        assert updated is not None
-        return updated
+        return now_stored[checkout_session_id]
 
     async def recover_checkout_session(
         self, *, merchant_id: UUID, checkout_session_id: UUID, idempotency_key: str | None
@@ -386,16 +384,17 @@ class CheckoutService:
         changes: list[SessionChange],
         parent_id: UUID | None,
         now: datetime,
-    ) -> list[UUID]:
+    ) -> tuple[list[UUID], Mapping[UUID, CheckoutSession]]:
         """Inside a transition's transaction: its webhook events (no acknowledged change
         without its own), then the bus announcement of the sessions it changed and of the
-        parent whose current child changed with them. Returns the ids for ``committed``."""
-        await outbox.record(conn, changes=changes, now=now)
+        parent whose current child changed with them. Returns the ids for ``committed``,
+        and the changed sessions as they now are (the events' read: no second one)."""
+        recorded = await outbox.record(conn, changes=changes, now=now)
         changed = [change.checkout_session_id for change in changes]
         if parent_id is not None and parent_id not in changed:
             changed.append(parent_id)
         await self._bus.announce(conn, changed)
-        return changed
+        return changed, recorded.sessions
 
     @staticmethod
     def _owned(session: CheckoutSession | None, *, merchant_id: UUID) -> CheckoutSession:
@@ -501,13 +500,11 @@ class CheckoutService:
                 changes += _canceled(
                     await repository.cancel_initiated_children(conn, parent_id=parent_id, now=now)
                 )
-            changed = await self._record_and_announce(
+            changed, now_stored = await self._record_and_announce(
                 conn, changes=changes, parent_id=session.parent_id, now=now
             )
-            updated = await repository.get_session(conn, checkout_session_id=checkout_session_id)
         await self._bus.committed(changed)
-        assert updated is not None
-        return updated
+        return now_stored[checkout_session_id]
 
 
 _COMPLETED_EVENT = EVENT_TYPE_OF_STATUS[CheckoutSessionStatus.COMPLETED]

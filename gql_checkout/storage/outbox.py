@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import orjson
 from sqlalchemy import select, update
@@ -23,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gql_checkout.domain.checkout_sessions import CheckoutSessionStatus
+from gql_checkout.domain.checkout_sessions import CheckoutSession, CheckoutSessionStatus
 from gql_checkout.domain.clock import rfc3339
 from gql_checkout.domain.session_json import render_session
 from gql_checkout.domain.webhooks import SessionChange, WebhookEventType
@@ -40,11 +42,20 @@ SWEEP_OVERLAP = timedelta(minutes=5)
 SWEEP_BATCH = 500
 
 
-async def record(conn: AsyncConnection, *, changes: Sequence[SessionChange], now: datetime) -> int:
-    """Records the events of the sessions a transaction changed; returns how many deliveries
-    they made (0: nothing to wake a dispatcher for)."""
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    deliveries: int  # how many deliveries the events made (0: no dispatcher to wake)
+    # The changed sessions as the events show them (read in the transaction, after the
+    # change), with their current children: the writer answers with them, no second read.
+    sessions: Mapping[UUID, CheckoutSession]
+
+
+async def record(
+    conn: AsyncConnection, *, changes: Sequence[SessionChange], now: datetime
+) -> Recorded:
+    """Records the events of the sessions a transaction changed."""
     if not changes:
-        return 0
+        return Recorded(deliveries=0, sessions={})
     found = await repository.get_sessions_with_current_children(
         conn, checkout_session_ids=[change.checkout_session_id for change in changes]
     )
@@ -69,7 +80,7 @@ async def record(conn: AsyncConnection, *, changes: Sequence[SessionChange], now
     inserted = await conn.execute(_insert_ignoring_repeats(conn.dialect.name), rows)
     recorded = inserted.all()
     if not recorded:
-        return 0
+        return Recorded(deliveries=0, sessions=found)
     subscribed = await subscribed_endpoints(conn, merchant_ids={row[1] for row in recorded})
     new = [
         new_delivery(uuid.uuid4(), event_id, endpoint_id, now)
@@ -79,7 +90,7 @@ async def record(conn: AsyncConnection, *, changes: Sequence[SessionChange], now
     ]
     if new:
         await conn.execute(deliveries.insert(), new)
-    return len(new)
+    return Recorded(deliveries=len(new), sessions=found)
 
 
 @functools.cache
@@ -113,9 +124,9 @@ async def sweep_expired(conn: AsyncConnection, *, now: datetime) -> tuple[int, b
             .limit(SWEEP_BATCH)
         )
     ).all()
-    made = await record(
-        conn, changes=[SessionChange(row[0], _EXPIRED) for row in candidates], now=now
-    )
+    made = (
+        await record(conn, changes=[SessionChange(row[0], _EXPIRED) for row in candidates], now=now)
+    ).deliveries
     more = len(candidates) == SWEEP_BATCH
     # The mark moves to what was covered: all of it, or up to the batch's last expiry.
     covered = candidates[-1][1] if more else now
