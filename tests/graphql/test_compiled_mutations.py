@@ -134,11 +134,15 @@ class World:
         for pattern in (_TOKEN, _UUID):
             for found in pattern.findall(text):
                 self.names.setdefault(found, f"<{len(self.names)}>")
-        return _UUID.sub(lambda m: self.names[m[0]], _TOKEN.sub(lambda m: self.names[m[0]], text))
+        text = _UUID.sub(lambda m: self.names[m[0]], _TOKEN.sub(lambda m: self.names[m[0]], text))
+        # The wait is wall-clock time (the limiter's window), so the two apps may be a
+        # second apart.
+        return _RETRY_SECONDS.sub("<s>", text)
 
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _TOKEN = re.compile(r'(?<="hcpToken":")[^"]+')
+_RETRY_SECONDS = re.compile(r"(?<=retry in )[1-9][0-9]*(?= s\.)")
 
 
 def _compiler(app: Starlette) -> Compiler | None:
