@@ -44,5 +44,8 @@ def logging_config(level: str = "INFO", *, access_log: bool = False) -> dict[str
             # Our own access log carries the request id; uvicorn's does not.
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
             ACCESS_LOGGER: {"level": level if access_log else "WARNING"},
+            # httpx logs every webhook attempt at INFO; the dispatcher logs its own outcome
+            # with the event and delivery ids (and formatting the line twice costs).
+            "httpx": {"level": "WARNING"},
         },
     }

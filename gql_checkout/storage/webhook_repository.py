@@ -369,23 +369,45 @@ class Outcome:
     disable_endpoint: UUID | None = None
 
 
+def _typed(name: str, column: Any) -> Any:
+    return bindparam(name, type_=column.type)
+
+
+# Built once: a busy dispatcher records a batch of attempts at a time, one UPDATE each.
+_RECORD_OUTCOME = (
+    update(deliveries)
+    .where(
+        deliveries.c.id == _typed("delivery_id", deliveries.c.id),
+        deliveries.c.claimed_by == _typed("claim", deliveries.c.claimed_by),
+    )
+    .values(
+        status=_typed("new_status", deliveries.c.status),
+        attempts=deliveries.c.attempts + 1,
+        round_attempts=_typed("new_round_attempts", deliveries.c.round_attempts),
+        next_attempt_at=_typed("new_next_attempt_at", deliveries.c.next_attempt_at),
+        claimed_by=None,
+        last_response_status=_typed("new_response_status", deliveries.c.last_response_status),
+        last_attempt_at=_typed("new_attempted_at", deliveries.c.last_attempt_at),
+    )
+)
+
+
 async def record_outcomes(conn: AsyncConnection, *, outcomes: Sequence[Outcome]) -> int:
     """Each attempt and its delivery's new state, if the claim still holds it (a claim
     whose lease ended may have been retried by another process: that one records)."""
     recorded: list[Outcome] = []
     for outcome in outcomes:
         result = await conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id == outcome.delivery_id, deliveries.c.claimed_by == outcome.claim)
-            .values(
-                status=outcome.status.value,
-                attempts=deliveries.c.attempts + 1,
-                round_attempts=outcome.round_attempts,
-                next_attempt_at=outcome.next_attempt_at,
-                claimed_by=None,
-                last_response_status=outcome.response_status,
-                last_attempt_at=outcome.attempted_at,
-            )
+            _RECORD_OUTCOME,
+            {
+                "delivery_id": outcome.delivery_id,
+                "claim": outcome.claim,
+                "new_status": outcome.status.value,
+                "new_round_attempts": outcome.round_attempts,
+                "new_next_attempt_at": outcome.next_attempt_at,
+                "new_response_status": outcome.response_status,
+                "new_attempted_at": outcome.attempted_at,
+            },
         )
         if result.rowcount == 1:
             recorded.append(outcome)
