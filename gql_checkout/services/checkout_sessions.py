@@ -249,8 +249,10 @@ class CheckoutService:
         )
         # Signed as every read without a stored token signs it: one source for the claims.
         session = replace(session, hcp_token=self.hcp_token(session))
+        # A session alone is one INSERT (its idempotency key a unique index of that row).
+        write = self._writes.begin() if parent is not None else self._writes.one_statement()
         try:
-            async with self._writes.begin() as conn:
+            async with write as conn:
                 # The INSERT comes first: on SQLite the transaction then holds the write lock
                 # before it checks the parent, so the check and the update cannot interleave.
                 await repository.insert_session(
