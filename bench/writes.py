@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.writes [--rounds 3] [--duration 8] [--warmup 2]
         [--stores sqlite,postgresql] [--writers 16,64] [--env development|production]
+        [--webhook]
 
 Per store: one `gql-checkout serve --workers 1` (rate limits off; GQL_CHECKOUT_ENV as given,
 development by default) on a SQLite file in a temporary directory, or on a throwaway
@@ -15,6 +16,11 @@ are seeded into the table (sqlite3 executemany / asyncpg COPY). Then, each round
 - `create`: wrk -t2 -cN posts `createCheckoutSession` (1999 EUR) with the API key;
 - `cancel`: wrk -t2 -cN posts `cancelCheckoutSession` with the next unused seeded id (each
   wrk thread has its own slice, each wrk run fresh ids): every cancel is a real transition;
+- `cancel+webhook` (with `--webhook`): the same cancels by a second merchant that has one
+  webhook endpoint subscribed to every event, on a real receiver process on loopback
+  (testkit/receiver.py, which verifies each signature): each cancel also writes its event
+  and delivery rows, and the server's dispatcher sends them while the load runs. At the
+  end, the deliveries the receiver got are counted against the cancels wrk saw answered;
 - the floor, in this process, no HTTP: the same session INSERT into the same table through
   the driver, N rows in flight. SQLite (one write lock per file: one connection; WAL and
   synchronous=FULL as storage/engine.py sets them): `floor-commit` commits each insert,
@@ -42,8 +48,9 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,6 +62,7 @@ import psycopg
 from bench import perf
 from gql_checkout.services.hcp_tokens import HcpTokens
 from testkit.postgres import postgres_cluster
+from testkit.receiver import Receiver, running_receiver
 from testkit.server import free_port, gql_checkout_executable
 
 CREATE_MUTATION = (
@@ -72,6 +80,15 @@ BODIES = {
     "cancel": json.dumps({"query": CANCEL_MUTATION, "variables": {"id": _ID}}),
 }
 SCENARIOS = ("create", "cancel", "floor-commit", "floor-batch")
+WEBHOOK_PATH = "/bench"
+HOOKED = "cancel+webhook"  # cancels by a merchant with a webhook endpoint (--webhook)
+BODIES[HOOKED] = BODIES["cancel"]
+ALL_EVENTS = ["CHECKOUT_SESSION_COMPLETED", "CHECKOUT_SESSION_FAILED"]
+ALL_EVENTS += ["CHECKOUT_SESSION_CANCELED", "CHECKOUT_SESSION_EXPIRED"]
+CREATE_ENDPOINT = (
+    "mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input)"
+    " { secret } }"
+)
 THREADS = 2  # wrk -t
 SEED_RATE = 2500  # open sessions seeded per second of cancel load (running out is reported)
 COLUMNS = (
@@ -293,9 +310,10 @@ class Load:
     wrk: str
     server: perf.Server
     directory: Path
-    api_key: str
-    ids: list[str]  # seeded open sessions not handed to wrk yet
+    keys: dict[str, str]  # the API key each scenario writes with
+    ids: dict[str, list[str]]  # per cancel scenario, seeded open sessions not handed out yet
     report: perf.Report
+    answered: Counter[str] = field(default_factory=Counter)  # 2xx without errors, warm-ups too
 
     def run(self, scenario: str, writers: int, shape: perf.LoadShape, round_: int) -> Result:
         if shape.warmup > 0:
@@ -303,29 +321,64 @@ class Load:
         cpu = self.server.cpu_seconds()
         raw = self._wrk(scenario, writers, shape.duration)
         cpu, requests = self.server.cpu_seconds() - cpu, int(raw["requests"])
-        errors = int(raw["sockets"]) + int(raw["non_2xx"]) + int(raw["graphql_errors"])
+        errors = _errors(raw)
         rate, cpu_us = requests * 1e6 / raw["duration_us"], cpu * 1e6 / max(requests, 1)
         p50, p99 = raw["p50_us"] / 1e3, raw["p99_us"] / 1e3
         return Result(scenario, writers, round_, rate, p50, p99, errors, cpu_us)
 
     def _wrk(self, scenario: str, writers: int, seconds: int) -> dict[str, Any]:
         ids_file = self.directory / "ids.txt"
-        if scenario == "cancel":  # a fresh slice of open sessions for every wrk run
-            taken, self.ids = self.ids[: seconds * SEED_RATE], self.ids[seconds * SEED_RATE :]
+        if scenario in self.ids:  # a fresh slice of open sessions for every wrk run
+            ids, cut = self.ids[scenario], seconds * SEED_RATE
+            taken, self.ids[scenario] = ids[:cut], ids[cut:]
             ids_file.write_text("\n".join(taken) + "\n")
         else:
             ids_file.write_text("\n" * THREADS)  # an empty id per thread: the body has none
         script, errors_file = self.directory / "load.lua", self.directory / "errors.txt"
-        script.write_text(lua_script(BODIES[scenario], self.api_key, ids_file, errors_file))
+        script.write_text(lua_script(BODIES[scenario], self.keys[scenario], ids_file, errors_file))
         shape = perf.LoadShape(THREADS, writers, 0, 0)
         raw = perf.run_wrk(self.wrk, self.server, script, shape, seconds)
+        self.answered[scenario] += int(raw["requests"]) - _errors(raw)
         if errors_file.exists():
             for line in errors_file.read_text(errors="replace").splitlines():
                 self.report(f"      error ({scenario}, {writers} writers): {line}")
             errors_file.unlink()
-        if raw["exhausted"] and scenario == "cancel":
+        if raw["exhausted"] and scenario in self.ids:
             self.report(f"      {raw['exhausted']} cancels found no unused id: raise SEED_RATE")
         return raw
+
+
+def _errors(raw: dict[str, Any]) -> int:
+    return int(raw["sockets"]) + int(raw["non_2xx"]) + int(raw["graphql_errors"])
+
+
+def subscribe(server: perf.Server, api_key: str, receiver: Receiver) -> None:
+    """One webhook endpoint for the merchant, on ``receiver``, for every event."""
+    response = httpx.post(
+        f"{server.base_url}/graphql",
+        json={
+            "query": CREATE_ENDPOINT,
+            "variables": {"input": {"url": receiver.url(WEBHOOK_PATH), "events": ALL_EVENTS}},
+        },
+        headers={"Authorization": f"Bearer {api_key}"},
+    )
+    if not response.is_success or '"errors"' in response.text:
+        raise perf.BenchError(f"webhook endpoint: {response.status_code} {response.text[:500]}")
+    receiver.trust(WEBHOOK_PATH, response.json()["data"]["createWebhookEndpoint"]["secret"])
+
+
+def delivered(receiver: Receiver, answered: int, report: perf.Report) -> None:
+    """Waits until the receiver has a delivery for every answered cancel (or 60 s pass)."""
+    started = time.monotonic()
+    found = receiver.wait_for(WEBHOOK_PATH, answered, timeout=60)
+    verified = sum(1 for delivery in found if delivery["verifiedWith"])
+    ids = {delivery["webhookId"] for delivery in found}
+    report(
+        f"webhooks:    {len(found)} deliveries ({verified} verified, {len(ids)} distinct "
+        f"webhook-ids) for the {answered} cancels wrk saw answered, the last "
+        f"{time.monotonic() - started:.1f} s after the load (cancels still in flight when a "
+        "wrk run ends are committed too, so there can be a few more)"
+    )
 
 
 def preflight(server: perf.Server, api_key: str, cancel_id: str) -> None:
@@ -370,6 +423,7 @@ def bench_store(report: perf.Report, wrk: str, args: argparse.Namespace, kind: s
     with (
         tempfile.TemporaryDirectory(prefix="gqlc-writes-") as temporary,
         open_store(kind, Path(temporary), report) as (store, database_url),
+        running_receiver(Path(temporary)) as receiver,
     ):
         directory = Path(temporary)
         env = {**perf.gql_env(database_url), "GQL_CHECKOUT_ENV": args.env}
@@ -380,17 +434,27 @@ def bench_store(report: perf.Report, wrk: str, args: argparse.Namespace, kind: s
         with perf.running(f"gql-{kind}", argv, env=env, port=port, directory=directory) as server:
             if store.path is not None:
                 perf.probe_storage(server, store.path, merchant_id, api_key)
+            # After the probe, which expects the one merchant.
+            hooked_id, hooked_key = perf.create_merchant(env) if args.webhook else ("", "")
             started = time.monotonic()
             count = args.rounds * len(args.writers) * (args.duration + args.warmup) * SEED_RATE
-            ids = seed(store, merchant_id, count + 1)
-            report(f"seeded:      {count + 1} open sessions in {time.monotonic() - started:.1f} s")
-            preflight(server, api_key, ids.pop())
-            load = Load(wrk, server, directory, api_key, ids, report)
+            ids = {"cancel": seed(store, merchant_id, count + 1)}
+            if args.webhook:
+                subscribe(server, hooked_key, receiver)
+                ids[HOOKED] = seed(store, hooked_id, count)
+            report(
+                f"seeded:      {count + 1} open sessions per merchant in "
+                f"{time.monotonic() - started:.1f} s"
+            )
+            preflight(server, api_key, ids["cancel"].pop())
+            keys = {"create": api_key, "cancel": api_key, HOOKED: hooked_key}
+            load = Load(wrk, server, directory, keys, ids, report)
             results: list[Result] = []
+            scenarios = _scenarios(args)
             for round_ in range(1, args.rounds + 1):
-                shift = (round_ - 1) % len(SCENARIOS)
+                shift = (round_ - 1) % len(scenarios)
                 for writers in args.writers:
-                    for scenario in [*SCENARIOS[shift:], *SCENARIOS[:shift]]:
+                    for scenario in [*scenarios[shift:], *scenarios[:shift]]:
                         if scenario.startswith("floor"):
                             result = measure_floor(
                                 store, merchant_id, scenario, writers, shape, round_
@@ -399,10 +463,16 @@ def bench_store(report: perf.Report, wrk: str, args: argparse.Namespace, kind: s
                             result = load.run(scenario, writers, shape, round_)
                         results.append(result)
                         report(f"{kind:>10} {round_:>5} {writers:>7}  {_row(scenario, result)}")
+            if args.webhook:
+                delivered(receiver, load.answered[HOOKED], report)
             log = server.log_tail(1_000_000)
             found = (f"{log.count(s)} x {s!r}" for s in ("database is locked", "Traceback"))
             report(f"server log:  {', '.join(found)}")
     return results
+
+
+def _scenarios(args: argparse.Namespace) -> tuple[str, ...]:
+    return (*SCENARIOS[:2], HOOKED, *SCENARIOS[2:]) if args.webhook else SCENARIOS
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -416,11 +486,19 @@ def _row(label: str, result: Result, errors: int | None = None) -> str:
     return f"{label:<26} {numbers} {result.errors if errors is None else errors:>6} {cpu:>10}"
 
 
-def table(kind: str, writers: int, results: Sequence[Result]) -> list[str]:
+def table(
+    kind: str, writers: int, results: Sequence[Result], scenarios: Sequence[str]
+) -> list[str]:
     mine = sorted((r for r in results if r.writers == writers), key=lambda r: r.round)
-    runs = {scenario: [r for r in mine if r.scenario == scenario] for scenario in SCENARIOS}
-    labels = ["create (GraphQL)", "cancel (GraphQL)", "floor: 1 insert/commit"]
-    labels.append(f"floor: {writers} inserts/commit")
+    runs = {scenario: [r for r in mine if r.scenario == scenario] for scenario in scenarios}
+    names = {
+        "create": "create (GraphQL)",
+        "cancel": "cancel (GraphQL)",
+        HOOKED: "cancel, 1 webhook endpoint",
+        "floor-commit": "floor: 1 insert/commit",
+        "floor-batch": f"floor: {writers} inserts/commit",
+    }
+    labels = [names[scenario] for scenario in scenarios]
     lines = [f"{kind}, {writers} writers", f"{'':<26} {HEADER} {'vs commit':>10} {'vs batch':>9}"]
     lines.append("-" * len(lines[-1]))
     for label, group in zip(labels, runs.values(), strict=True):
@@ -445,11 +523,18 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--stores", default="sqlite,postgresql", help="sqlite,postgresql")
     parser.add_argument("--writers", default="16,64", help="concurrent writers, comma-separated")
     parser.add_argument("--env", choices=("development", "production"), default="development")
+    parser.add_argument(
+        "--webhook",
+        action="store_true",
+        help="also cancel as a merchant with one webhook endpoint (development only: http)",
+    )
     args = parser.parse_args(argv)
     args.stores = args.stores.split(",")
     args.writers = [int(n) for n in args.writers.split(",")]
     if set(args.stores) - {"sqlite", "postgresql"}:
         parser.error("--stores takes sqlite and/or postgresql")
+    if args.webhook and args.env == "production":
+        parser.error("--webhook needs --env development (the receiver is http on loopback)")
     if args.rounds < 1 or args.duration < 1 or args.warmup < 0 or min(args.writers) < THREADS:
         parser.error(f"--rounds and --duration must be positive, --writers at least {THREADS}")
     return args
@@ -459,7 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
 
     def body(report: perf.Report, wrk: str) -> list[str]:
-        runs = len(args.stores) * args.rounds * len(args.writers) * len(SCENARIOS)
+        runs = len(args.stores) * args.rounds * len(args.writers) * len(_scenarios(args))
         report(
             f"server:      gql-checkout serve --workers 1, GQL_CHECKOUT_ENV={args.env}, "
             f"rate limits off; load: wrk -t{THREADS} -c<writers>"
@@ -474,7 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for kind in args.stores:
             results = bench_store(report, wrk, args, kind)
             for writers in args.writers:
-                lines += table(kind, writers, results)
+                lines += table(kind, writers, results, _scenarios(args))
         return [
             *lines,
             "rate/s: req/s, or rows/s for the floors (their p50/p99 are per commit). Each row is",
