@@ -14,6 +14,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from starlette.applications import Starlette
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from gql_checkout.app import create_app
 from gql_checkout.settings import Settings
@@ -121,6 +123,26 @@ def test_logs_are_json_lines_with_the_request_id(tmp_path: Path) -> None:
     assert access[0]["path"] == "/v1/checkout-sessions/not-a-uuid"
     assert access[0]["status"] == 400
     assert {"time", "level", "message"} <= access[0].keys()
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("access_log", [False, True])
+def test_a_websocket_handshake_is_logged_only_with_the_access_log(
+    tmp_path: Path, access_log: bool
+) -> None:
+    # given: a server with its access log off (the default) or on
+    extra_env = {"GQL_CHECKOUT_ACCESS_LOG": "true"} if access_log else {}
+    with running_server(tmp_path, extra_env=extra_env) as server:
+        # when: a page opens a graphql-transport-ws connection
+        url = server.base_url.replace("http://", "ws://") + "/graphql"
+        with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as websocket:
+            assert websocket.subprotocol == "graphql-transport-ws"  # accepted
+        assert server.log_path is not None
+        log_path = server.log_path
+
+    # then: uvicorn's line for the handshake is there with the access log only
+    handshakes = [line for line in log_path.read_text().splitlines() if '"WebSocket /' in line]
+    assert bool(handshakes) is access_log, handshakes
 
 
 async def test_operations_are_traced_when_configured(
