@@ -1,24 +1,31 @@
 """Many live pages on one worker: memory per connection and how fast a burst reaches them.
 
     .venv/bin/python -m bench.connections [--subscriptions 10000] [--long-polls 10000]
-                                          [--sessions 500] [--clients 4] [--rounds 1]
-                                          [--ws websockets-sansio] [--[no-]deflate]
+                                          [--sessions 500] [--clients 4] [--writers 16]
+                                          [--rounds 1] [--ws websockets-sansio]
                                           [--targets floor,gql] [--python PATH]
+                                          [--tracemalloc]
 
 For each target, one single-worker uvicorn (production mode, SQLite, fresh per run) holds
 ``--subscriptions`` graphql-transport-ws subscriptions (then, in a run of its own,
 ``--long-polls`` long polls with ``Prefer: wait=30``) spread evenly over ``--sessions``
-sessions, opened by ``--clients`` client processes (the ``websockets`` library for
-subscriptions, raw HTTP/1.1 for polls). Then every session is canceled at once (the
-burst), and each client notes when each of its connections got the change. Printed per
-run: the server's RSS per connection (its VmRSS with the connections open, less before),
-and the time from the burst's first cancel to each connection's change, p50/p99/max.
+sessions, opened by ``--clients`` client processes (raw asyncio protocols: the websocket
+upgrade and graphql-transport-ws by hand for subscriptions, HTTP/1.1 for polls, so that
+the clients' CPU stays small next to the server's on a 2-core machine; the ``websockets``
+library cost more than the server did). Then every session is canceled at once (the
+burst: ``--writers`` requests in flight on kept-alive connections), and each client notes
+when each of its connections got the change. Printed per run: the server's RSS per
+connection (its VmRSS with the connections open, less before); the time from the burst's
+first cancel to each connection's change, p50/p99/max (what a burst costs, the writes
+included); and "fan", the time from the answer to the cancel of the connection's own
+session to its change, p50/p99 (what the fan-out alone costs).
 
 The floor is ``bench/ws_floor_app.py`` on the same uvicorn, websocket implementation and
 clients: it holds the same connections and fans a POST out to them, with no database and
 no GraphQL. ``--ws`` picks uvicorn's websocket implementation for both; ``--python`` runs
 the gateway with another checkout's interpreter (e.g. main's ``.venv/bin/python``, for a
-before/after pair). The clients offer permessage-deflate, as browsers do. The file
+before/after pair). The clients offer no permessage-deflate (`gql-checkout serve`
+declines it; measured on the browsers' offer in connections-2026-12-02T0711Z.txt). The file
 descriptor limit is raised to its hard limit. Results go to
 bench/results/connections-<UTC date and time>.txt.
 """
@@ -29,7 +36,9 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -41,7 +50,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from websockets.asyncio.client import connect
 
 from bench.perf import (
     RESULTS_DIR,
@@ -72,23 +80,29 @@ class Outcome:
     mode: str
     connections: int
     rss_per_connection_kib: float
-    latencies_ms: list[float]
+    latencies_ms: list[float]  # from the burst's first cancel
+    fan_out_ms: list[float]  # from the answer to the connection's own session's cancel
     missing: int
     writes_ms: float
 
     def line(self) -> str:
         lat = sorted(self.latencies_ms) or [float("nan")]
-        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        fan = sorted(self.fan_out_ms) or [float("nan")]
         return (
             f"{self.target:<6} {self.mode:<14} {self.connections:>6} "
-            f"{self.rss_per_connection_kib:>10.1f} {statistics.median(lat):>9.0f} {p99:>8.0f} "
-            f"{lat[-1]:>8.0f} {self.missing:>7} {self.writes_ms:>9.0f}"
+            f"{self.rss_per_connection_kib:>10.1f} {statistics.median(lat):>9.0f} "
+            f"{_p99(lat):>8.0f} {lat[-1]:>8.0f} {statistics.median(fan):>9.0f} {_p99(fan):>8.0f} "
+            f"{self.missing:>7} {self.writes_ms:>9.0f}"
         )
+
+
+def _p99(ordered: list[float]) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
 HEADER = (
     f"{'target':<6} {'mode':<14} {'conns':>6} {'KiB/conn':>10} {'p50 ms':>9} {'p99 ms':>8} "
-    f"{'max ms':>8} {'missing':>7} {'writes ms':>9}"
+    f"{'max ms':>8} {'fan p50':>9} {'fan p99':>8} {'missing':>7} {'writes ms':>9}"
 )
 
 
@@ -103,9 +117,10 @@ def _rss_kib(pid: int) -> int:
 def _server(target: str, args: argparse.Namespace, directory: Path) -> Iterator[Server]:
     port = free_port()
     flags = [*UVICORN_FLAGS, "--ws", args.ws, "--timeout-graceful-shutdown", "1"]
-    flags += ["--ws-per-message-deflate", "true" if args.deflate else "false"]
+    flags += ["--ws-per-message-deflate", "false"]
+    runner = ["-m", "bench.traced" if args.tracemalloc else "uvicorn"]
     if target == "floor":
-        argv = [sys.executable, "-m", "uvicorn", "bench.ws_floor_app:app", "--port", str(port)]
+        argv = [sys.executable, *runner, "bench.ws_floor_app:app", "--port", str(port)]
         env = gql_env("")
     else:
         database = f"sqlite+aiosqlite:///{directory / 'gql.db'}"
@@ -117,8 +132,9 @@ def _server(target: str, args: argparse.Namespace, directory: Path) -> Iterator[
             }
         )
         subprocess.run([args.python, "-m", "gql_checkout", "migrate"], env=env, check=True)
-        argv = [args.python, "-m", "uvicorn", "gql_checkout.asgi:app_from_env", "--factory"]
+        argv = [args.python, *runner, "gql_checkout.asgi:app_from_env", "--factory"]
         argv += ["--port", str(port)]
+    env["GQL_BENCH_TRACEMALLOC_OUT"] = str(directory / "tracemalloc.txt")
     with running(
         target, [*argv, "--host", "127.0.0.1", *flags], env=env, port=port, directory=directory
     ) as server:
@@ -156,25 +172,44 @@ def _sessions(target: str, server: Server, count: int, python: str) -> tuple[str
     return merchant["merchantId"], merchant["apiKey"], ids
 
 
-async def _burst(target: str, server: Server, api_key: str, ids: list[str]) -> None:
-    """Cancels every session at once."""
-    # Four writers at once: more and SQLite's one write lock times some of them out (the
-    # single-writer work on main removes that; the burst is then as fast as the writes).
-    limits = httpx.Limits(max_connections=4 if target == "gql" else 64)
-    async with httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=60) as client:
+async def _burst(
+    target: str, server: Server, api_key: str, ids: list[str], writers: int
+) -> dict[str, float]:
+    """Cancels every session at once, ``writers`` requests in flight on kept-alive
+    connections; when each cancel was answered (raw HTTP/1.1: the load generator's own
+    CPU stays small next to the server's)."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    queue = list(reversed(ids))
+    answered: dict[str, float] = {}
 
-        async def cancel(session_id: str) -> None:
-            if target == "floor":
-                await client.post(f"/cancel/{session_id}")
-                return
-            answer = await client.post(
-                "/graphql",
-                json={"query": CANCEL, "variables": {"id": session_id}},
-                headers={"Authorization": f"Bearer {api_key}"},
-            )
-            assert "errors" not in answer.json(), answer.text
+    def request(session_id: str) -> bytes:
+        if target == "floor":
+            path, body = f"/cancel/{session_id}", b""
+        else:
+            path = "/graphql"
+            body = json.dumps({"query": CANCEL, "variables": {"id": session_id}}).encode()
+        return (
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {api_key}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
 
-        await asyncio.gather(*(cancel(session_id) for session_id in ids))
+    async def writer() -> None:
+        reader, stream = await asyncio.open_connection(host, int(port))
+        try:
+            while queue:
+                session_id = queue.pop()
+                stream.write(request(session_id))
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                body = await reader.readexactly(length)
+                answered[session_id] = time.monotonic()
+                if b" 200 " not in head.split(b"\r\n")[0] or b'"errors"' in body:
+                    raise RuntimeError(f"a cancel failed: {head!r} {body[:300]!r}")
+        finally:
+            stream.close()
+
+    await asyncio.gather(*(writer() for _ in range(writers)))
+    return answered
 
 
 def _run(target: str, mode: str, count: int, args: argparse.Namespace, report: Report) -> Outcome:
@@ -203,6 +238,9 @@ def _run(target: str, mode: str, count: int, args: argparse.Namespace, report: R
             )
             time.sleep(1)
             before = _rss_kib(server.process.pid)
+            breakdown = directory / "tracemalloc.txt"
+            if args.tracemalloc:
+                os.kill(server.process.pid, signal.SIGUSR1)  # the baseline
             share = count // args.clients
             processes = [
                 subprocess.Popen(
@@ -232,15 +270,20 @@ def _run(target: str, mode: str, count: int, args: argparse.Namespace, report: R
                         raise RuntimeError(f"a client failed: {line!r}\n{server.log_tail()}")
                 time.sleep(3)  # the last requests reach the server and are held
                 held = _rss_kib(server.process.pid)
+                if args.tracemalloc:
+                    os.kill(server.process.pid, signal.SIGUSR2)
+                    while not breakdown.exists():
+                        time.sleep(0.5)
+                    time.sleep(1)  # written whole
                 began = time.monotonic()
-                asyncio.run(_burst(target, server, api_key, ids))
+                answered = asyncio.run(_burst(target, server, api_key, ids, args.writers))
                 writes_ms = (time.monotonic() - began) * 1000
-                times: list[float] = []
+                arrivals: list[tuple[str, float]] = []
                 missing = 0
                 for process in processes:
                     out, _ = process.communicate(timeout=CLIENT_TIMEOUT_S)
                     result = json.loads(out)
-                    times += result["times"]
+                    arrivals += [(session_id, moment) for session_id, moment in result["times"]]
                     missing += result["missing"]
             finally:
                 for process in processes:
@@ -252,15 +295,89 @@ def _run(target: str, mode: str, count: int, args: argparse.Namespace, report: R
             mode=mode,
             connections=share * args.clients,
             rss_per_connection_kib=(held - before) / (share * args.clients),
-            latencies_ms=[(moment - began) * 1000 for moment in times],
+            latencies_ms=[(moment - began) * 1000 for _, moment in arrivals],
+            fan_out_ms=[(moment - answered[session_id]) * 1000 for session_id, moment in arrivals],
             missing=missing,
             writes_ms=writes_ms,
         )
         report(outcome.line())
+        if args.tracemalloc:
+            report(f"  what {target}'s Python allocations grew by, {mode} open (tracemalloc):")
+            for line in breakdown.read_text().splitlines():
+                report(f"  {line}")
         return outcome
 
 
 # --- the client processes -----------------------------------------------------------------
+
+
+def _client_frame(message: dict[str, Any]) -> bytes:
+    """A client's text frame: masked, as RFC 6455 requires, with the all-zero key (any key
+    is valid), so the payload goes as it is."""
+    payload = json.dumps(message).encode()
+    size = len(payload)
+    length = bytes([0x80 | size]) if size < 126 else bytes([0x80 | 126]) + size.to_bytes(2, "big")
+    return b"\x81" + length + b"\0\0\0\0" + payload
+
+
+class _Subscription(asyncio.Protocol):
+    """One graphql-transport-ws subscription on raw asyncio: the upgrade, connection_init,
+    subscribe; then it only looks for the change in what arrives (no frame parsing, no
+    close handshake), so 2,500 of them cost a client process little CPU next to the
+    server's."""
+
+    def __init__(self, host: str, merchant: str, session_id: str) -> None:
+        self.request = (
+            f"GET /graphql HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
+        ).encode()
+        self.init = _client_frame({"type": "connection_init", "payload": {"merchantId": merchant}})
+        self.subscribe = _client_frame(
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {"query": SUBSCRIPTION, "variables": {"id": session_id}},
+            }
+        )
+        loop = asyncio.get_running_loop()
+        self.open: asyncio.Future[None] = loop.create_future()
+        self.changed: asyncio.Future[float] = loop.create_future()
+        self.seen = b""
+        self.step = "upgrade"
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        self.seen = self.seen[-32:] + data  # a marker may straddle two reads
+        if self.step == "upgrade" and b"\r\n\r\n" in self.seen:
+            if not self.seen.startswith(b"HTTP/1.1 101"):
+                self._fail(f"no upgrade: {self.seen[:200]!r}")
+            self.step = "ack"
+            assert self.transport is not None
+            self.transport.write(self.init)
+        if self.step == "ack" and b"connection_ack" in self.seen:
+            self.step, self.seen = "first", b""
+            assert self.transport is not None
+            self.transport.write(self.subscribe)
+        elif self.step == "first" and b'"next"' in self.seen:
+            self.step, self.seen = "open", b""
+            self.open.set_result(None)
+        elif self.step == "open" and b"CANCELED" in self.seen:
+            self.step = "changed"
+            self.changed.set_result(time.monotonic())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(f"closed by the server ({exc}) at {self.step}")
+
+    def _fail(self, why: str) -> None:
+        for future in (self.open, self.changed):
+            if not future.done():
+                future.set_exception(RuntimeError(why))
 
 
 async def _subscriber(
@@ -270,40 +387,18 @@ async def _subscriber(
     opened: list[int],
     all_open: asyncio.Event,
     total: int,
-) -> float | None:
-    url = plan["url"].replace("http://", "ws://") + "/graphql"
+) -> tuple[str, float] | None:
+    host, port = plan["url"].removeprefix("http://").split(":")
+    loop = asyncio.get_running_loop()
     async with opening:
-        ws = await connect(
-            url,
-            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-            open_timeout=120,
-            ping_interval=None,
+        _transport, subscription = await loop.create_connection(
+            lambda: _Subscription(host, plan["merchant"], session_id), host, int(port)
         )
-        await ws.send(
-            json.dumps({"type": "connection_init", "payload": {"merchantId": plan["merchant"]}})
-        )
-        await ws.recv()
-        await ws.send(
-            json.dumps(
-                {
-                    "id": "1",
-                    "type": "subscribe",
-                    "payload": {"query": SUBSCRIPTION, "variables": {"id": session_id}},
-                }
-            )
-        )
-        first = json.loads(await ws.recv())
-        assert first["type"] == "next", first
+        await asyncio.wait_for(subscription.open, 120)
     opened[0] += 1
     if opened[0] == total:
         all_open.set()
-    async with ws:
-        while True:
-            message = json.loads(await ws.recv())
-            if message["type"] == "next" and "CANCELED" in json.dumps(message):
-                return time.monotonic()
-            if message["type"] != "next":
-                return None
+    return session_id, await subscription.changed
 
 
 async def _long_poll(
@@ -313,7 +408,7 @@ async def _long_poll(
     opened: list[int],
     all_open: asyncio.Event,
     total: int,
-) -> float | None:
+) -> tuple[str, float] | None:
     host, port = plan["url"].removeprefix("http://").split(":")
     etag = plan["etags"].get(session_id, '"x"')
     request = (
@@ -332,7 +427,7 @@ async def _long_poll(
     moment = time.monotonic()
     writer.close()
     status = head.split(b" ", 2)[1]
-    return moment if status in (b"200", b"410") else None
+    return (session_id, moment) if status in (b"200", b"410") else None
 
 
 async def _client(mode: str, plan: dict[str, Any], count: int, offset: int) -> None:
@@ -364,15 +459,16 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--long-polls", type=int, default=10_000)
     parser.add_argument("--sessions", type=int, default=500)
     parser.add_argument("--clients", type=int, default=4, help="client processes")
+    parser.add_argument("--writers", type=int, default=16, help="cancels in flight at once")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--ws", default="websockets-sansio", help="uvicorn --ws implementation")
     parser.add_argument("--python", default=sys.executable, help="the gateway's interpreter")
     parser.add_argument("--targets", default="floor,gql")
     parser.add_argument(
-        "--deflate",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="let uvicorn accept permessage-deflate (what `gql-checkout serve` did before)",
+        "--tracemalloc",
+        action="store_true",
+        help="run the servers under tracemalloc (bench/traced.py) and print what grew, by "
+        "file and line, with the connections open (slower: ignore that run's latencies)",
     )
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--plan", type=Path, help=argparse.SUPPRESS)
@@ -394,8 +490,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in machine_lines(sys.orig_argv):
         report(line)
     report(
-        f"gateway:     {args.python}; uvicorn --ws {args.ws}, permessage-deflate "
-        f"{'accepted' if args.deflate else 'declined'}"
+        f"gateway:     {args.python}; uvicorn --ws {args.ws}, no permessage-deflate; "
+        f"{args.writers} cancels in flight"
     )
     report()
     report(HEADER)
@@ -407,6 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report()
     report("KiB/conn: the server's VmRSS with the connections open, less before, per connection.")
     report("p50/p99/max: from the burst's first cancel to each connection's change.")
+    report("fan p50/p99: from the answer to its own session's cancel to each one's change.")
     report("writes ms: until all cancels were answered; missing: connections without the change.")
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"connections-{time.strftime('%Y-%m-%dT%H%MZ', time.gmtime())}.txt"

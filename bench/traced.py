@@ -1,0 +1,63 @@
+"""uvicorn under tracemalloc, for bench.connections --tracemalloc: where a connection's
+memory goes, by file.
+
+    python -m bench.traced <uvicorn's arguments>
+
+SIGUSR1 takes the baseline snapshot; SIGUSR2 takes another and writes what grew since the
+baseline, by source file and by line (the 30 largest of each), to the file named by
+GQL_BENCH_TRACEMALLOC_OUT. tracemalloc sees Python's allocations only (not the kernel's
+socket buffers, nor what C libraries allocate on their own), and slows the server: the
+figures of a traced run are for the breakdown, not for latency.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import tracemalloc
+from pathlib import Path
+from types import FrameType
+
+TOP = 30
+_baseline: list[tracemalloc.Snapshot] = []
+
+
+def _snapshot() -> tracemalloc.Snapshot:
+    return tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(False, tracemalloc.__file__)]
+    )
+
+
+def _mark(_signum: int, _frame: FrameType | None) -> None:
+    _baseline[:] = [_snapshot()]
+
+
+def _write(_signum: int, _frame: FrameType | None) -> None:
+    now = _snapshot()
+    lines = []
+    for key in ("filename", "lineno"):
+        grown = now.compare_to(_baseline[0], key)
+        total = sum(stat.size_diff for stat in grown)
+        lines.append(f"by {key}: {total / 1024:.0f} KiB grown in all")
+        for stat in grown[:TOP]:
+            frame = stat.traceback[0]
+            place = frame.filename if key == "filename" else f"{frame.filename}:{frame.lineno}"
+            lines.append(
+                f"  {stat.size_diff / 1024:>10.0f} KiB {stat.count_diff:>9} blocks  {place}"
+            )
+    Path(os.environ["GQL_BENCH_TRACEMALLOC_OUT"]).write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    tracemalloc.start()
+    signal.signal(signal.SIGUSR1, _mark)
+    signal.signal(signal.SIGUSR2, _write)
+    from uvicorn.main import main as uvicorn_main
+
+    sys.argv = ["uvicorn", *sys.argv[1:]]
+    uvicorn_main()
+
+
+if __name__ == "__main__":
+    main()
