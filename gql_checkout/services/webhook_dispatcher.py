@@ -79,6 +79,8 @@ class Dispatcher:
         clock: Clock = utc_now,
     ) -> None:
         self._engine = engine
+        # Reads outside a transaction: no BEGIN and COMMIT round trips for a probe.
+        self._probe = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._writes = writes
         self._config = config
         self._box = secret_box
@@ -175,6 +177,9 @@ class Dispatcher:
         if free <= 0 or self._stopping:
             return 0
         now = self._clock()
+        async with self._probe.connect() as conn:
+            if not await queue.any_due(conn, now=now):
+                return 0
         claim = uuid.uuid4()
         async with self._writes.begin() as conn:
             ids = await queue.claim_due(

@@ -315,6 +315,16 @@ async def claim_due(
     return list(result.scalars())
 
 
+async def any_due(conn: AsyncConnection, *, now: datetime) -> bool:
+    """Whether a delivery is due: a read on the pending deliveries' index, which spares
+    the claim's write transaction when a wake-up finds nothing (a transition of a merchant
+    without endpoints wakes every dispatcher too)."""
+    due = select(deliveries.c.id).where(
+        deliveries.c.status == _PENDING, deliveries.c.next_attempt_at <= now
+    )
+    return await conn.scalar(select(due.exists())) is True
+
+
 async def claimed(conn: AsyncConnection, *, delivery_ids: Sequence[UUID]) -> list[Claimed]:
     if not delivery_ids:
         return []

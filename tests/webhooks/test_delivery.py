@@ -30,6 +30,8 @@ from testkit.webhooks import (
     create_endpoint,
     events_of,
 )
+from tests.conftest import StatementCounter
+from tests.webhooks.conftest import TEST_WEBHOOKS
 
 pytestmark = pytest.mark.anyio
 
@@ -105,6 +107,28 @@ async def test_a_completed_session_is_delivered_signed_as_the_rest_object(
             "nextAttemptAt": None,
         }
     ]
+
+
+async def test_transitions_without_endpoints_cost_the_dispatcher_no_write(
+    client: httpx.AsyncClient,
+    merchant: MerchantCredentials,
+    headers: dict[str, str],
+    statements: StatementCounter,
+) -> None:
+    # given: a merchant with no webhook endpoint
+    ids = [(await create_session(client, merchant.api_key))["id"] for _ in range(3)]
+    statements.reset()
+
+    # when: its sessions are canceled (each commit wakes the dispatcher), and it polls
+    for session_id in ids:
+        body = await graphql(client, CANCEL_MUTATION, {"id": session_id}, headers)
+        assert "errors" not in body, body
+    await asyncio.sleep(3 * TEST_WEBHOOKS.poll_seconds)
+
+    # then: it looked (a read) and claimed nothing: no write transaction of its own
+    claims = [s for s in statements.statements if s.startswith("UPDATE webhook_deliveries")]
+    assert claims == []
+    assert any("webhook_deliveries" in s for s in statements.statements)
 
 
 async def test_every_transition_of_a_family_is_one_event(
