@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import tracemalloc
 from pathlib import Path
-from types import FrameType
 
 TOP = 30
 _baseline: list[tracemalloc.Snapshot] = []
@@ -29,11 +29,11 @@ def _snapshot() -> tracemalloc.Snapshot:
     )
 
 
-def _mark(_signum: int, _frame: FrameType | None) -> None:
+def _mark() -> None:
     _baseline[:] = [_snapshot()]
 
 
-def _write(_signum: int, _frame: FrameType | None) -> None:
+def _write() -> None:
     now = _snapshot()
     lines = []
     for key in ("filename", "lineno"):
@@ -43,16 +43,29 @@ def _write(_signum: int, _frame: FrameType | None) -> None:
         for stat in grown[:TOP]:
             frame = stat.traceback[0]
             place = frame.filename if key == "filename" else f"{frame.filename}:{frame.lineno}"
-            lines.append(
-                f"  {stat.size_diff / 1024:>10.0f} KiB {stat.count_diff:>9} blocks  {place}"
-            )
+            size, count = stat.size_diff / 1024, stat.count_diff
+            lines.append(f"  {size:>10.0f} KiB {count:>9} blocks  {place}")
     Path(os.environ["GQL_BENCH_TRACEMALLOC_OUT"]).write_text("\n".join(lines) + "\n")
+
+
+def _answer_signals() -> None:
+    # A thread of its own: a handler on the main thread would wait for the event loop to
+    # wake (an idle loop of held long polls may sleep for their whole wait).
+    while True:
+        if signal.sigwait(_SIGNALS) == signal.SIGUSR1:
+            _mark()
+        else:
+            _write()
+
+
+_SIGNALS = {signal.SIGUSR1, signal.SIGUSR2}
 
 
 def main() -> None:
     tracemalloc.start()
-    signal.signal(signal.SIGUSR1, _mark)
-    signal.signal(signal.SIGUSR2, _write)
+    # Blocked here, before uvicorn starts any thread, so that only sigwait takes them.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    threading.Thread(target=_answer_signals, name="tracemalloc", daemon=True).start()
     from uvicorn.main import main as uvicorn_main
 
     sys.argv = ["uvicorn", *sys.argv[1:]]
