@@ -32,12 +32,9 @@ from uuid import UUID
 
 import orjson
 from graphql import (
-    BooleanValueNode,
     DocumentNode,
     FragmentDefinitionNode,
     GraphQLError,
-    NamedTypeNode,
-    NonNullTypeNode,
     OperationDefinitionNode,
     OperationType,
 )
@@ -53,7 +50,15 @@ from gql_checkout.graphql.compiled_selections import (
     Shaper,
     Unsupported,
     all_static,
+    booleans_of,
+    ids_of,
     merged,
+    variables_of,
+)
+from gql_checkout.graphql.compiled_subscriptions import (
+    Renderings,
+    SubscriptionPlan,
+    compile_subscription,
 )
 from gql_checkout.graphql.context import GraphQLContext
 from gql_checkout.graphql.documents import Admitted, Documents
@@ -73,6 +78,9 @@ class Plan:
     cost: int  # distinct `checkoutSession` root keys: what the rate limit counts
 
 
+AnyPlan = Plan | MutationPlan | SubscriptionPlan
+
+
 class Compiler:
     """Documents to plans, for one schema, its validation rules and its token limit."""
 
@@ -81,13 +89,12 @@ class Compiler:
         self._rules = tuple(rules)
         self._documents = documents
         # Plans by the document's digest and the operation's name: never by the text.
-        self._plans: OrderedDict[tuple[bytes, str | None], Plan | MutationPlan | None] = (
-            OrderedDict()
-        )
+        self._plans: OrderedDict[tuple[bytes, str | None], AnyPlan | None] = OrderedDict()
         self.answered = 0  # requests a plan answered (the rest went to Strawberry)
         self.written = 0  # mutations a plan answered
+        self.renderings = Renderings()  # subscription events, shared by their subscribers
 
-    def plan(self, query: str, operation_name: str | None) -> Plan | MutationPlan | None:
+    def plan(self, query: str, operation_name: str | None) -> AnyPlan | None:
         """The plan of a document admitted and valid, or None (Strawberry answers)."""
         try:
             admitted = self._documents.admit(query)
@@ -95,9 +102,7 @@ class Compiler:
             return None
         return self.plan_for(admitted, operation_name)
 
-    def plan_for(
-        self, admitted: Admitted, operation_name: str | None
-    ) -> Plan | MutationPlan | None:
+    def plan_for(self, admitted: Admitted, operation_name: str | None) -> AnyPlan | None:
         """``plan`` for a document the caller has admitted already."""
         key = (admitted.digest, operation_name)
         if key in self._plans:
@@ -109,7 +114,7 @@ class Compiler:
             self._plans.popitem(last=False)
         return plan
 
-    def _plan(self, admitted: Admitted, operation_name: str | None) -> Plan | MutationPlan | None:
+    def _plan(self, admitted: Admitted, operation_name: str | None) -> AnyPlan | None:
         validation = (admitted.digest, self._rules)
         errors = self._documents.validated(validation)
         if errors is None:
@@ -121,6 +126,8 @@ class Compiler:
             operation = _operation(admitted.document, operation_name)
             if operation.operation is OperationType.MUTATION:
                 return compile_mutation(self._schema, admitted.document, operation)
+            if operation.operation is OperationType.SUBSCRIPTION:
+                return compile_subscription(admitted.document, operation)
             return _compile(admitted.document, operation)
         except Unsupported:
             return None
@@ -146,7 +153,7 @@ def _compile(document: DocumentNode, operation: OperationDefinitionNode) -> Plan
     }
     if operation.operation is not OperationType.QUERY or operation.directives:
         raise Unsupported
-    ids, booleans = _variables(operation)
+    ids, booleans = variables_of(operation)
     collector = Collector(fragments)
     roots = tuple(collector.roots(operation.selection_set))
     used = {root.id_variable for root in roots} - {None}
@@ -156,27 +163,6 @@ def _compile(document: DocumentNode, operation: OperationDefinitionNode) -> Plan
     static = not collector.dynamic and len(set(keys)) == len(keys)
     cost = len({root.key for root in roots if root.name == "checkoutSession"})
     return Plan(roots, frozenset(ids), booleans, static and all_static(roots), cost)
-
-
-def _variables(operation: OperationDefinitionNode) -> tuple[set[str], dict[str, bool | None]]:
-    """The operation's `ID!` variables, and its `Boolean`s with their defaults."""
-    ids, booleans = set(), {}
-    for definition in operation.variable_definitions or ():
-        name = definition.variable.name.value
-        type_ = definition.type
-        named = type_.type if isinstance(type_, NonNullTypeNode) else type_
-        if definition.directives or not isinstance(named, NamedTypeNode):
-            raise Unsupported
-        default = definition.default_value
-        if named.name.value == "ID" and type_ is not named and default is None:
-            ids.add(name)
-        elif named.name.value == "Boolean" and (
-            default is None or isinstance(default, BooleanValueNode)
-        ):
-            booleans[name] = default.value if isinstance(default, BooleanValueNode) else None
-        else:
-            raise Unsupported
-    return ids, booleans
 
 
 # --- running --------------------------------------------------------------------------------
@@ -208,35 +194,6 @@ def request_body(body: bytes, content_type: str | None) -> tuple[str, str | None
 _BODY_KEYS = frozenset({"query", "variables", "operationName", "extensions"})
 
 
-def _booleans(plan: Plan, variables: dict[str, Any]) -> dict[str, bool]:
-    """The @include/@skip variables' values, as the executor would coerce them (anything
-    but a boolean, or a missing one without default, is Strawberry's to report)."""
-    booleans = {}
-    for name, default in plan.booleans.items():
-        value = variables.get(name, default)
-        if not isinstance(value, bool):
-            raise Unsupported
-        booleans[name] = value
-    return booleans
-
-
-def _ids(roots: Sequence[Root], variables: dict[str, Any]) -> list[str]:
-    ids = []
-    for root in roots:
-        if root.id_variable is None:
-            assert root.id_literal is not None
-            ids.append(root.id_literal)
-            continue
-        value = variables.get(root.id_variable)
-        # ID's input coercion: a string, or an integer (bool is not one).
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str):
-            raise Unsupported
-        ids.append(value)
-    return ids
-
-
 async def run_plan(plan: Plan, variables: Any, context: GraphQLContext) -> dict[str, Any]:
     """The plan's response (``{"data": ...}``), or Unsupported for anything but a plain
     success."""
@@ -248,9 +205,9 @@ async def run_plan(plan: Plan, variables: Any, context: GraphQLContext) -> dict[
     variables = variables or {}
     all_roots = plan.roots
     if not plan.static:
-        all_roots = merged(plan.roots, _booleans(plan, variables))
+        all_roots = merged(plan.roots, booleans_of(plan.booleans, variables))
     roots_read = [root for root in all_roots if root.name == "checkoutSession"]
-    raw_ids = _ids(roots_read, variables)
+    raw_ids = ids_of(roots_read, variables)
     found: dict[UUID, CheckoutSession] = {}
     roots: list[CheckoutSession] = []
     if raw_ids:  # only `__typename` at the root: nothing to read, nobody to check

@@ -20,6 +20,9 @@ from graphql import (
     FragmentSpreadNode,
     InlineFragmentNode,
     IntValueNode,
+    NamedTypeNode,
+    NonNullTypeNode,
+    OperationDefinitionNode,
     SelectionSetNode,
     StringValueNode,
     VariableNode,
@@ -101,14 +104,18 @@ class Collector:
         self.booleans_used: set[str] = set()
         self.dynamic = False  # fragments or conditions seen: merge per request
 
-    def roots(self, selection_set: SelectionSetNode) -> list[Root]:
+    def roots(
+        self, selection_set: SelectionSetNode, *, on: str = "Query", field: str = "checkoutSession"
+    ) -> list[Root]:
+        """The root ``field``s (with their one ``id`` argument) of an operation on the
+        type ``on``, and ``__typename``."""
         roots = []
-        for node, conditions in self._flatten(selection_set, "Query", ()):
+        for node, conditions in self._flatten(selection_set, on, ()):
             if node.name.value == "__typename" and not node.arguments:
                 roots.append(Root(response_key(node), "__typename", None, None, (), conditions))
                 continue
             arguments = node.arguments or ()
-            if node.name.value != "checkoutSession" or len(arguments) != 1:
+            if node.name.value != field or len(arguments) != 1:
                 raise Unsupported
             value = arguments[0].value
             literal = variable = None
@@ -293,3 +300,53 @@ def _object(field: Selected, values: Mapping[str, Any], typename: str) -> dict[s
     if not all(inner.name in values for inner in field.fields):
         raise Unsupported  # a field the value object does not have: Strawberry's error
     return {inner.key: values[inner.name] for inner in field.fields}
+
+
+def variables_of(operation: OperationDefinitionNode) -> tuple[set[str], dict[str, bool | None]]:
+    """The operation's `ID!` variables, and its `Boolean`s with their defaults."""
+    ids, booleans = set(), {}
+    for definition in operation.variable_definitions or ():
+        name = definition.variable.name.value
+        type_ = definition.type
+        named = type_.type if isinstance(type_, NonNullTypeNode) else type_
+        if definition.directives or not isinstance(named, NamedTypeNode):
+            raise Unsupported
+        default = definition.default_value
+        if named.name.value == "ID" and type_ is not named and default is None:
+            ids.add(name)
+        elif named.name.value == "Boolean" and (
+            default is None or isinstance(default, BooleanValueNode)
+        ):
+            booleans[name] = default.value if isinstance(default, BooleanValueNode) else None
+        else:
+            raise Unsupported
+    return ids, booleans
+
+
+def booleans_of(declared: Mapping[str, bool | None], variables: dict[str, Any]) -> dict[str, bool]:
+    """The @include/@skip variables' values, as the executor would coerce them (anything
+    but a boolean, or a missing one without default, is Strawberry's to report)."""
+    booleans = {}
+    for name, default in declared.items():
+        value = variables.get(name, default)
+        if not isinstance(value, bool):
+            raise Unsupported
+        booleans[name] = value
+    return booleans
+
+
+def ids_of(roots: Sequence[Root], variables: dict[str, Any]) -> list[str]:
+    ids = []
+    for root in roots:
+        if root.id_variable is None:
+            assert root.id_literal is not None
+            ids.append(root.id_literal)
+            continue
+        value = variables.get(root.id_variable)
+        # ID's input coercion: a string, or an integer (bool is not one).
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise Unsupported
+        ids.append(value)
+    return ids

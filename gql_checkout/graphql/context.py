@@ -41,6 +41,8 @@ class GraphQLContext:
     write_cost: int = 1
     _reader: Reader | None = field(default=None, init=False)
     _writer: Merchant | None = field(default=None, init=False)
+    # The merchant each subscription of this operation acts for, once checked (and counted).
+    _subscribers: dict[UUID, UUID] = field(default_factory=dict, init=False)
     # Root fields resolve concurrently: the lock makes the credential check run once.
     _identity_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
@@ -146,7 +148,17 @@ class GraphQLContext:
     async def subscriber(self, checkout_session_id: UUID) -> UUID:
         """The merchant a subscription acts for: connection_init's hcpToken or merchantId,
         else the upgrade request's headers (as for reads). Each subscription's start counts
-        as one read against the limits, however many a connection opens."""
+        as one read against the limits, however many a connection opens; asked again in
+        the same operation (a compiled subscription handing an error over to Strawberry),
+        the answer is remembered, not counted twice."""
+        known = self._subscribers.get(checkout_session_id)
+        if known is None:
+            known = self._subscribers[checkout_session_id] = await self._subscriber(
+                checkout_session_id
+            )
+        return known
+
+    async def _subscriber(self, checkout_session_id: UUID) -> UUID:
         params = self.connection_params or {}
         token = params.get("hcpToken")
         merchant_id = params.get("merchantId")

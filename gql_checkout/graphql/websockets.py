@@ -5,11 +5,13 @@ it: its instant, its DataLoaders and the identity it checked once. Over one sock
 canceled session then still read as INITIATED, a revoked API key still wrote, and the
 rate limits counted the first operation only. Here each operation starts from a fresh
 copy of the connection's context (``GraphQLContext.for_operation``), as an HTTP request
-does.
+does. A subscription whose document compiles runs by its plan
+(graphql/compiled_subscriptions.py), the others by Strawberry.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from graphql import GraphQLError
@@ -22,6 +24,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 )
 
 from gql_checkout.domain.errors import RateLimited
+from gql_checkout.graphql.compiled_subscriptions import SubscriptionPlan, run_subscription
 from gql_checkout.graphql.context import GraphQLContext
 
 
@@ -33,7 +36,24 @@ class OperationContexts(BaseGraphQLTransportWSHandler[GraphQLContext, None]):
     async def run_operation(self, operation: Any) -> None:
         # Strawberry reads ``self.context`` when the operation starts, before its first
         # await: the context set here is the one this operation runs with.
-        self.context = self._connection.for_operation()
+        self.context = context = self._connection.for_operation()
+        compiler = getattr(self.schema, "compiler", None)
+        query, name = operation.query, operation.operation_name
+        if compiler is not None and isinstance(query, str) and isinstance(name, str | None):
+            plan = compiler.plan(query, name)
+            if isinstance(plan, SubscriptionPlan):
+                try:
+                    if await run_subscription(plan, compiler.renderings, operation, context):
+                        return
+                except Exception as error:
+                    # As Strawberry's run_operation ends on one (a socket gone mid-send).
+                    await self.handle_task_exception(error)
+                    with contextlib.suppress(Exception):
+                        await operation.send_operation_message(
+                            {"id": operation.id, "type": "complete"}
+                        )
+                    self.operations.pop(operation.id, None)
+                    raise
         await super().run_operation(operation)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from operator import attrgetter
@@ -184,7 +184,7 @@ class CheckoutService:
 
     async def watch_checkout_session(
         self, *, merchant_id: UUID, checkout_session_id: UUID
-    ) -> AsyncIterator[CheckoutSession]:
+    ) -> AsyncGenerator[CheckoutSession, None]:
         """The session now (same rules as a read), then every change of it or of its
         current child; ends when it closes or expires, after sending that last state."""
         async with self._watchers.watching(checkout_session_id) as watcher:
