@@ -38,7 +38,6 @@ from graphql import (
 )
 
 from gql_checkout.domain.checkout_sessions import CheckoutSession
-from gql_checkout.domain.errors import GatewayError
 from gql_checkout.domain.fields import FIELDS_BY_NAME, Source
 from gql_checkout.domain.validation import parse_uuid
 from gql_checkout.graphql.compiled_selections import (
@@ -163,14 +162,14 @@ async def run_subscription(
         subscription = subscribed(plan, operation.variables)
         checkout_session_id = parse_uuid(subscription.raw_id, field="id")
         merchant_id = await context.subscriber(checkout_session_id)
-    except (Unsupported, GatewayError):
+    except Exception:  # any error before the first event is Strawberry's to report
         return False
     watch = context.service.watch_checkout_session(
         merchant_id=merchant_id, checkout_session_id=checkout_session_id
     )
     try:
         session = await anext(watch)
-    except GatewayError:
+    except Exception:  # Strawberry tries again, and reports what it meets
         await watch.aclose()
         return False
     code = "OK"
@@ -187,7 +186,7 @@ async def run_subscription(
                         session = await anext(watch)
                     except StopAsyncIteration:
                         break
-            except Exception as error:
+            except Exception as error:  # as Strawberry answers one mid-stream
                 errors = [GraphQLError(str(error), original_error=error)]
                 code_errors(errors)
                 code = str((errors[0].extensions or {}).get("code"))
