@@ -101,12 +101,15 @@ class Dispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
         self._stopping = False
+        self._stopped = asyncio.Event()
 
     def wake(self) -> None:
         """A delivery may be due now: look at once."""
         self._wakeup.set()
 
     async def start(self) -> None:
+        self._stopping = False
+        self._stopped.clear()
         self._client = delivery_client(
             timeout_seconds=self._config.timeout_seconds,
             max_connections=self._config.max_in_flight,
@@ -121,10 +124,17 @@ class Dispatcher:
     async def stop(self) -> None:
         """Stops claiming, gives attempts in flight a moment, records what came back."""
         self._stopping = True
+        self._stopped.set()
+        self._slot_freed.set()
+        self._wakeup.set()
         claims, recorder, housekeeping = self._tasks or (None, None, None)
         for task in (claims, housekeeping):
             if task is not None:
-                task.cancel()
+                # Told, not cancelled, unless it overstays: cancelled inside a statement,
+                # a loop could leave its pooled connection to the garbage collector.
+                _done, late = await asyncio.wait({task}, timeout=_STOP_GRACE_SECONDS)
+                for overstaying in late:
+                    overstaying.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         if self._in_flight:
@@ -154,13 +164,15 @@ class Dispatcher:
     # --- claiming -------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
-        while True:
+        while not self._stopping:
             self._wakeup.clear()
             try:
                 claimed = await self._claim_round()
             except (SQLAlchemyError, OSError) as error:
                 logger.warning("webhooks: claiming deliveries failed: %s", error)
                 claimed = 0
+            if self._stopping:
+                return
             if self._free_slots() == 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
@@ -356,7 +368,7 @@ class Dispatcher:
 
     async def _housekeeping_loop(self) -> None:
         last_sweep = -float("inf")
-        while True:
+        while not self._stopping:
             try:
                 if time.monotonic() - last_sweep >= self._config.expiry_sweep_seconds:
                     last_sweep = time.monotonic()
@@ -364,7 +376,9 @@ class Dispatcher:
                 await self._measure_backlog()
             except (SQLAlchemyError, OSError) as error:
                 logger.warning("webhooks: sweep failed: %s", error)
-            await asyncio.sleep(min(_STATS_SECONDS, self._config.expiry_sweep_seconds))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(_STATS_SECONDS, self._config.expiry_sweep_seconds)):
+                    await self._stopped.wait()
 
     async def sweep(self) -> int:
         """Records the expired events due; returns the deliveries they made."""
