@@ -423,9 +423,10 @@ def bench_store(report: perf.Report, wrk: str, args: argparse.Namespace, kind: s
     with (
         tempfile.TemporaryDirectory(prefix="gqlc-writes-") as temporary,
         open_store(kind, Path(temporary), report) as (store, database_url),
-        running_receiver(Path(temporary)) as receiver,
+        contextlib.ExitStack() as stack,
     ):
         directory = Path(temporary)
+        receiver = stack.enter_context(running_receiver(directory)) if args.webhook else None
         env = {**perf.gql_env(database_url), "GQL_CHECKOUT_ENV": args.env}
         merchant_id, api_key = perf.create_merchant(env)
         port = free_port()
@@ -435,11 +436,11 @@ def bench_store(report: perf.Report, wrk: str, args: argparse.Namespace, kind: s
             if store.path is not None:
                 perf.probe_storage(server, store.path, merchant_id, api_key)
             # After the probe, which expects the one merchant.
-            hooked_id, hooked_key = perf.create_merchant(env) if args.webhook else ("", "")
+            hooked_id, hooked_key = perf.create_merchant(env) if receiver else ("", "")
             started = time.monotonic()
             count = args.rounds * len(args.writers) * (args.duration + args.warmup) * SEED_RATE
             ids = {"cancel": seed(store, merchant_id, count + 1)}
-            if args.webhook:
+            if receiver is not None:
                 subscribe(server, hooked_key, receiver)
                 ids[HOOKED] = seed(store, hooked_id, count)
             report(
@@ -463,7 +464,7 @@ def bench_store(report: perf.Report, wrk: str, args: argparse.Namespace, kind: s
                             result = load.run(scenario, writers, shape, round_)
                         results.append(result)
                         report(f"{kind:>10} {round_:>5} {writers:>7}  {_row(scenario, result)}")
-            if args.webhook:
+            if receiver is not None:
                 delivered(receiver, load.answered[HOOKED], report)
             log = server.log_tail(1_000_000)
             found = (f"{log.count(s)} x {s!r}" for s in ("database is locked", "Traceback"))

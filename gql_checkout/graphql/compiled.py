@@ -33,7 +33,6 @@ from uuid import UUID
 import orjson
 from graphql import (
     DocumentNode,
-    FragmentDefinitionNode,
     GraphQLError,
     OperationDefinitionNode,
     OperationType,
@@ -148,13 +147,10 @@ def _operation(document: DocumentNode, operation_name: str | None) -> OperationD
 
 
 def _compile(document: DocumentNode, operation: OperationDefinitionNode) -> Plan:
-    fragments = {
-        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-    }
     if operation.operation is not OperationType.QUERY or operation.directives:
         raise Unsupported
     ids, booleans = variables_of(operation)
-    collector = Collector(fragments)
+    collector = Collector.of(document)
     roots = tuple(collector.roots(operation.selection_set))
     used = {root.id_variable for root in roots} - {None}
     if used != ids or not collector.booleans_used <= set(booleans):

@@ -24,7 +24,6 @@ from typing import Any
 from graphql import (
     DocumentNode,
     FieldNode,
-    FragmentDefinitionNode,
     GraphQLError,
     GraphQLField,
     GraphQLSchema,
@@ -125,10 +124,7 @@ def compile_mutation(
     if not isinstance(node, FieldNode) or node.directives or node.name.value not in WRITES:
         raise Unsupported
     assert schema.mutation_type is not None  # the document validated as a mutation
-    fragments = {
-        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-    }
-    collector = Collector(fragments)
+    collector = Collector.of(document)
     fields = collector.session_fields(node.selection_set)
     return MutationPlan(
         operation=operation,

@@ -15,6 +15,7 @@ from uuid import UUID
 from graphql import (
     BooleanValueNode,
     DirectiveNode,
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -103,6 +104,13 @@ class Collector:
         self._fragments = fragments
         self.booleans_used: set[str] = set()
         self.dynamic = False  # fragments or conditions seen: merge per request
+
+    @classmethod
+    def of(cls, document: DocumentNode) -> Collector:
+        """A collector of the document's named fragments."""
+        return cls(
+            {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        )
 
     def roots(
         self, selection_set: SelectionSetNode, *, on: str = "Query", field: str = "checkoutSession"

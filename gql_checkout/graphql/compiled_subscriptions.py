@@ -32,7 +32,6 @@ from typing import Any
 import orjson
 from graphql import (
     DocumentNode,
-    FragmentDefinitionNode,
     GraphQLError,
     OperationDefinitionNode,
 )
@@ -72,11 +71,8 @@ def compile_subscription(
 ) -> SubscriptionPlan:
     if operation.directives:
         raise Unsupported
-    fragments = {
-        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-    }
     ids, booleans = variables_of(operation)
-    collector = Collector(fragments)
+    collector = Collector.of(document)
     roots = collector.roots(operation.selection_set, on="Subscription", field=ROOT_FIELD)
     if len(roots) != 1 or roots[0].name != ROOT_FIELD or roots[0].conditions:
         raise Unsupported

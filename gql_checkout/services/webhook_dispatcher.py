@@ -78,9 +78,9 @@ class Dispatcher:
         url_policy: UrlPolicy,
         clock: Clock = utc_now,
     ) -> None:
-        self._engine = engine
-        # Reads outside a transaction: no BEGIN and COMMIT round trips for a probe.
-        self._probe = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Its reads (the probe, the claimed rows, the backlog) outside a transaction: no
+        # BEGIN and ROLLBACK round trips around a SELECT.
+        self._reads = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._writes = writes
         self._config = config
         self._box = secret_box
@@ -100,15 +100,17 @@ class Dispatcher:
         self._signers: dict[str, Webhook] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
-        self._stopping = False
         self._stopped = asyncio.Event()
+
+    @property
+    def _stopping(self) -> bool:
+        return self._stopped.is_set()
 
     def wake(self) -> None:
         """A delivery may be due now: look at once."""
         self._wakeup.set()
 
     async def start(self) -> None:
-        self._stopping = False
         self._stopped.clear()
         self._client = delivery_client(
             timeout_seconds=self._config.timeout_seconds,
@@ -123,7 +125,6 @@ class Dispatcher:
 
     async def stop(self) -> None:
         """Stops claiming, gives attempts in flight a moment, records what came back."""
-        self._stopping = True
         self._stopped.set()
         self._slot_freed.set()
         self._wakeup.set()
@@ -189,7 +190,7 @@ class Dispatcher:
         if free <= 0 or self._stopping:
             return 0
         now = self._clock()
-        async with self._probe.connect() as conn:
+        async with self._reads.connect() as conn:
             if not await queue.any_due(conn, now=now):
                 return 0
         claim = uuid.uuid4()
@@ -203,7 +204,7 @@ class Dispatcher:
             )
         if not ids:
             return 0
-        async with self._engine.connect() as conn:
+        async with self._reads.connect() as conn:
             claimed = await queue.claimed(conn, delivery_ids=ids)
         for delivery in claimed:
             task = asyncio.create_task(self._deliver(delivery, claim))
@@ -393,7 +394,7 @@ class Dispatcher:
 
     async def _measure_backlog(self) -> None:
         now = self._clock()
-        async with self._engine.connect() as conn:
+        async with self._reads.connect() as conn:
             due, oldest = await queue.due_backlog(conn, now=now)
         self.stats.due = due
         self.stats.oldest_due_seconds = (now - oldest).total_seconds() if oldest else 0.0
