@@ -2,11 +2,12 @@
 
     .venv/bin/python -m bench.connections [--subscriptions 10000] [--long-polls 10000]
                                           [--sessions 500] [--clients 4] [--writers 16]
-                                          [--rounds 1] [--ws websockets-sansio]
+                                          [--rounds 1] [--ws PROTOCOL]
                                           [--targets floor,gql] [--python PATH]
-                                          [--tracemalloc]
+                                          [--store sqlite|postgresql]
+                                          [--writes-on same|other] [--tracemalloc]
 
-For each target, one single-worker uvicorn (production mode, SQLite, fresh per run) holds
+For each target, one single-worker uvicorn (production mode) holds
 ``--subscriptions`` graphql-transport-ws subscriptions (then, in a run of its own,
 ``--long-polls`` long polls with ``Prefer: wait=30``) spread evenly over ``--sessions``
 sessions, opened by ``--clients`` client processes (raw asyncio protocols: the websocket
@@ -20,14 +21,24 @@ first cancel to each connection's change, p50/p99/max (what a burst costs, the w
 included); and "fan", the time from the answer to the cancel of the connection's own
 session to its change, p50/p99 (what the fan-out alone costs).
 
+The gateway's database is a SQLite file, fresh per run, or with ``--store postgresql`` one
+database of a throwaway PostgreSQL cluster for the whole bench (bench.writes.open_store).
+``--writes-on same`` sends the burst's cancels to the worker holding the connections, whose
+latencies then mostly count the cancels' own CPU; ``--writes-on other`` (PostgreSQL only:
+SQLite's change bus is in-process) to a second single-worker gateway on the same database
+and settings, the change reaching the holding worker by LISTEN/NOTIFY, as on several
+replicas, where the worker holding a page mostly only fans out. RSS is the holding worker's.
+
 The floor is ``bench/ws_floor_app.py`` on the same uvicorn, websocket implementation and
 clients: it holds the same connections and fans a POST out to them, with no database and
-no GraphQL. ``--ws`` picks uvicorn's websocket implementation for both; ``--python`` runs
-the gateway with another checkout's interpreter (e.g. main's ``.venv/bin/python``, for a
-before/after pair). The clients offer no permessage-deflate (`gql-checkout serve`
-declines it; measured on the browsers' offer in connections-2026-12-02T0711Z.txt). The file
-descriptor limit is raised to its hard limit. Results go to
-bench/results/connections-<UTC date and time>.txt.
+no GraphQL (``--store`` and ``--writes-on`` leave it as it is). ``--ws`` picks uvicorn's
+websocket implementation for both: by default the one `gql-checkout serve` runs
+(gql_checkout/http/websocket_protocol.py; ``websockets-sansio`` is uvicorn's own, which
+a checkout before it needs); ``--python`` runs the gateway with another checkout's
+interpreter (e.g. main's ``.venv/bin/python``, for a before/after pair). The clients offer
+no permessage-deflate (`gql-checkout serve` declines it; measured on the browsers' offer in
+connections-2026-12-02T0711Z.txt). The file descriptor limit is raised to its hard limit.
+Results go to bench/results/connections-<UTC date and time>.txt.
 """
 
 from __future__ import annotations
@@ -60,6 +71,8 @@ from bench.perf import (
     machine_lines,
     running,
 )
+from bench.writes import open_store
+from gql_checkout.http import websocket_protocol
 from testkit.server import free_port
 
 CREATE = (
@@ -72,6 +85,7 @@ SUBSCRIPTION = (
 OPENING_AT_ONCE = 100  # per client process: uvicorn's accept backlog is 2048
 WAIT_SECONDS = 30
 CLIENT_TIMEOUT_S = 180.0
+GATEWAY = ("gql_checkout.asgi:app_from_env", "--factory")
 
 
 @dataclass(frozen=True)
@@ -114,32 +128,50 @@ def _rss_kib(pid: int) -> int:
 
 
 @contextlib.contextmanager
-def _server(target: str, args: argparse.Namespace, directory: Path) -> Iterator[Server]:
+def _uvicorn(
+    name: str, command: list[str], env: dict[str, str], args: argparse.Namespace, directory: Path
+) -> Iterator[Server]:
+    """``command`` (interpreter, runner, app) as one uvicorn worker on a free port."""
     port = free_port()
     flags = [*UVICORN_FLAGS, "--ws", args.ws, "--timeout-graceful-shutdown", "1"]
-    flags += ["--ws-per-message-deflate", "false"]
-    runner = ["-m", "bench.traced" if args.tracemalloc else "uvicorn"]
+    flags += ["--ws-per-message-deflate", "false", "--host", "127.0.0.1", "--port", str(port)]
+    with running(name, [*command, *flags], env=env, port=port, directory=directory) as server:
+        server.env = env  # type: ignore[attr-defined]
+        yield server
+
+
+@contextlib.contextmanager
+def _servers(
+    target: str, args: argparse.Namespace, directory: Path, database: str | None
+) -> Iterator[tuple[Server, Server]]:
+    """The server holding the connections and the one taking the burst's cancels: the same,
+    or with ``--writes-on other`` a second gateway on the same database and env."""
+    runner = "bench.traced" if args.tracemalloc else "uvicorn"
     if target == "floor":
-        argv = [sys.executable, *runner, "bench.ws_floor_app:app", "--port", str(port)]
-        env = gql_env("")
+        env, command = gql_env(""), [sys.executable, "-m", runner, "bench.ws_floor_app:app"]
     else:
-        database = f"sqlite+aiosqlite:///{directory / 'gql.db'}"
-        env = gql_env(database)
+        env = gql_env(database or f"sqlite+aiosqlite:///{directory / 'gql.db'}")
         env.update(
             {
                 "GQL_CHECKOUT_ENV": "production",
                 "GQL_CHECKOUT_REQUEST_TIMEOUT_SECONDS": str(WAIT_SECONDS + 5),
+                # The working directory is not on the path: ``--python``'s checkout is the
+                # one imported, not this one's.
+                "PYTHONSAFEPATH": "1",
             }
         )
+        if args.tracemalloc:
+            env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])  # bench.traced
         subprocess.run([args.python, "-m", "gql_checkout", "migrate"], env=env, check=True)
-        argv = [args.python, *runner, "gql_checkout.asgi:app_from_env", "--factory"]
-        argv += ["--port", str(port)]
+        command = [args.python, "-m", runner, *GATEWAY]
     env["GQL_BENCH_TRACEMALLOC_OUT"] = str(directory / "tracemalloc.txt")
-    with running(
-        target, [*argv, "--host", "127.0.0.1", *flags], env=env, port=port, directory=directory
-    ) as server:
-        server.env = env  # type: ignore[attr-defined]
-        yield server
+    with _uvicorn(target, command, env, args, directory) as server:
+        if target == "floor" or args.writes_on == "same":
+            yield server, server
+            return
+        plain = [args.python, "-m", "uvicorn", *GATEWAY]
+        with _uvicorn("gql-writes", plain, env, args, directory) as writes:
+            yield server, writes
 
 
 def _sessions(target: str, server: Server, count: int, python: str) -> tuple[str, str, list[str]]:
@@ -212,11 +244,18 @@ async def _burst(
     return answered
 
 
-def _run(target: str, mode: str, count: int, args: argparse.Namespace, report: Report) -> Outcome:
+def _run(
+    target: str,
+    mode: str,
+    count: int,
+    args: argparse.Namespace,
+    database: str | None,
+    report: Report,
+) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="gqlc-conns-") as temporary:
         directory = Path(temporary)
-        with _server(target, args, directory) as server:
-            merchant_id, api_key, ids = _sessions(target, server, args.sessions, args.python)
+        with _servers(target, args, directory, database) as (server, writes):
+            merchant_id, api_key, ids = _sessions(target, writes, args.sessions, args.python)
             etags = {}
             if mode == "long-polls" and target == "gql":
                 with httpx.Client(base_url=server.base_url, timeout=30) as client:
@@ -276,7 +315,7 @@ def _run(target: str, mode: str, count: int, args: argparse.Namespace, report: R
                         time.sleep(0.5)
                     time.sleep(1)  # written whole
                 began = time.monotonic()
-                answered = asyncio.run(_burst(target, server, api_key, ids, args.writers))
+                answered = asyncio.run(_burst(target, writes, api_key, ids, args.writers))
                 writes_ms = (time.monotonic() - began) * 1000
                 arrivals: list[tuple[str, float]] = []
                 missing = 0
@@ -485,9 +524,17 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=4, help="client processes")
     parser.add_argument("--writers", type=int, default=16, help="cancels in flight at once")
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--ws", default="websockets-sansio", help="uvicorn --ws implementation")
+    parser.add_argument("--ws", default=websocket_protocol.NAME, help="uvicorn --ws implementation")
     parser.add_argument("--python", default=sys.executable, help="the gateway's interpreter")
     parser.add_argument("--targets", default="floor,gql")
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--writes-on",
+        choices=("same", "other"),
+        default="same",
+        help="the gateway taking the burst's cancels: the one holding the connections, or "
+        "another on the same database (postgresql only)",
+    )
     parser.add_argument(
         "--tracemalloc",
         action="store_true",
@@ -498,7 +545,14 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--plan", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--offset", type=int, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.writes_on == "other" and args.store == "sqlite":
+        parser.error(
+            "--writes-on other needs --store postgresql (SQLite's change bus is in-process)"
+        )
+    if args.tracemalloc and args.python != sys.executable:
+        parser.error("--tracemalloc runs this checkout's gateway: it takes no --python")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -513,17 +567,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = Report()
     for line in machine_lines(sys.orig_argv):
         report(line)
+    where = "the holding worker" if args.writes_on == "same" else "a second gateway worker"
     report(
         f"gateway:     {args.python}; uvicorn --ws {args.ws}, no permessage-deflate; "
-        f"{args.writers} cancels in flight"
+        f"{args.store}; {args.writers} cancels in flight on {where}"
     )
-    report()
-    report(HEADER)
-    for _round in range(args.rounds):
-        for mode, count in (("subscriptions", args.subscriptions), ("long-polls", args.long_polls)):
-            if count:
-                for target in args.targets.split(","):
-                    _run(target, mode, count, args, report)
+    with contextlib.ExitStack() as stack:
+        database = None  # a fresh SQLite file per run
+        if args.store == "postgresql":
+            unused = Path(tempfile.gettempdir())  # open_store's directory: SQLite's only
+            _, database = stack.enter_context(open_store(args.store, unused, report))
+        report()
+        report(HEADER)
+        for _round in range(args.rounds):
+            modes = (("subscriptions", args.subscriptions), ("long-polls", args.long_polls))
+            for mode, count in modes:
+                if count:
+                    for target in args.targets.split(","):
+                        _run(target, mode, count, args, database, report)
     report()
     report("KiB/conn: the server's VmRSS with the connections open, less before, per connection.")
     report("p50/p99/max: from the burst's first cancel to each connection's change.")

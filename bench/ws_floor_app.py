@@ -7,7 +7,8 @@ It speaks just enough graphql-transport-ws (ack, one constant ``next`` per subsc
 and holds ``GET /v1/checkout-sessions/{id}`` with ``Prefer: wait``, keyed by session id;
 ``POST /cancel/{id}`` sends each subscriber of that id a ``next`` and a ``complete`` and
 answers its held polls. No database, no GraphQL, no checks: what is left is uvicorn, its
-websocket implementation, the event loop and Starlette.
+websocket implementation, the event loop and Starlette (a websocket goes straight to its
+handler, past Starlette's middleware and router, as the gateway's do).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from collections import defaultdict
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 SUBSCRIBERS: defaultdict[str, set[tuple[WebSocket, str]]] = defaultdict(set)
@@ -83,11 +85,17 @@ async def root(_request: Request) -> Response:
     return Response("{}", media_type="application/json")
 
 
-app = Starlette(
+http = Starlette(
     routes=[
-        WebSocketRoute("/graphql", graphql),
         Route("/v1/checkout-sessions/{checkoutSessionId}", held_read, methods=["GET"]),
         Route("/cancel/{checkoutSessionId}", cancel, methods=["POST"]),
         Route("/", root, methods=["GET"]),
     ]
 )
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "websocket":
+        await graphql(WebSocket(scope, receive, send))
+    else:
+        await http(scope, receive, send)

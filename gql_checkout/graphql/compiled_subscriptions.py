@@ -7,9 +7,12 @@ an iterator, an executor and the extension hooks (~18 KiB). A subscription whose
 is the session's own fields (no related session, profile or hcpToken: nothing more to
 read) compiles as the polls do: admitted and validated by the schema's own rules, the same
 Collector (fragments, @include/@skip, repeated keys). The websocket handler
-(graphql/websockets.py) then runs it: the same identity check and the same watch as the
-resolver, each event shaped from the field table and memoized per (plan, conditions,
-session, expiry), so that the twenty subscribers of one session share one rendering.
+(graphql/websockets.py) then starts it: the same identity check as the resolver, and the
+same watch (``follow_checkout_session``, which the resolver's iterator is built on), but
+as a callback of the session's watcher: between events it holds no task, no iterator, no
+coroutine frame. Each event is shaped from the field table and memoized per (plan,
+conditions, session, expiry), so that the twenty subscribers of one session share one
+rendering.
 
 Only success is compiled, as for the polls. Anything that would be an error before the
 first event (a variable of the wrong type, a bad id, credentials, another merchant's or an
@@ -21,6 +24,7 @@ test_compiled_subscriptions.py holds both paths to the same messages.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections import OrderedDict
@@ -53,6 +57,7 @@ from gql_checkout.graphql.compiled_selections import (
 )
 from gql_checkout.graphql.context import GraphQLContext
 from gql_checkout.graphql.extensions import code_errors
+from gql_checkout.services.watching import Following
 
 ROOT_FIELD = "checkoutSessionUpdated"
 RENDERINGS = 4096  # events kept rendered: far more than the sessions changing at once
@@ -145,47 +150,110 @@ class Renderings:
         return rendered
 
 
-async def run_subscription(
+async def start_subscription(
     plan: SubscriptionPlan,
     renderings: Renderings,
     operation: Any,  # Strawberry's graphql-transport-ws Operation
     context: GraphQLContext,
-) -> bool:
-    """Runs the operation as ``Subscription.checkout_session_updated`` would, and answers
-    True; False (nothing sent) for Strawberry to run it and report the error."""
+) -> Delivery | None:
+    """Starts the operation as ``Subscription.checkout_session_updated`` would: its first
+    event is on its way, the others follow the session's watcher. None (nothing sent) for
+    Strawberry to run it and report the error."""
     started = time.perf_counter()
     try:
         subscription = subscribed(plan, operation.variables)
         checkout_session_id = parse_uuid(subscription.raw_id, field="id")
         merchant_id = await context.subscriber(checkout_session_id)
     except Exception:  # any error before the first event is Strawberry's to report
-        return False
-    watch = context.service.watch_checkout_session(
-        merchant_id=merchant_id, checkout_session_id=checkout_session_id
-    )
+        return None
+    delivery = Delivery(plan, subscription, renderings, operation, context, started)
     try:
-        session = await anext(watch)
+        following = await context.service.follow_checkout_session(
+            merchant_id=merchant_id,
+            checkout_session_id=checkout_session_id,
+            on_change=delivery.changed,
+        )
     except Exception:  # Strawberry tries again, and reports what it meets
-        await watch.aclose()
-        return False
-    code = "OK"
-    with context.metrics.subscription():
-        async with contextlib.aclosing(watch):
-            try:
-                while True:
-                    context.refresh()
-                    payload = renderings.payload(plan, subscription, session, context)
-                    await operation.send_operation_message(
-                        {"id": operation.id, "type": "next", "payload": orjson.Fragment(payload)}
-                    )
-                    try:
-                        session = await anext(watch)
-                    except StopAsyncIteration:
-                        break
-            except Exception as error:  # as Strawberry answers one mid-stream
-                errors = [GraphQLError(str(error), original_error=error)]
-                code_errors(errors)
-                code = str((errors[0].extensions or {}).get("code"))
+        return None
+    delivery.begin(following)
+    return delivery
+
+
+class Delivery:
+    """A compiled subscription once started: the watcher calls ``changed`` (no task waits
+    for it), and one short task sends what changed, the newest state if a send was still
+    under way, then ``complete`` after the last. ``stop``: the client's complete, or its
+    socket closed."""
+
+    __slots__ = (
+        "_context",
+        "_following",
+        "_newest",
+        "_plan",
+        "_renderings",
+        "_sending",
+        "_started",
+        "_subscription",
+        "operation",
+    )
+
+    def __init__(
+        self,
+        plan: SubscriptionPlan,
+        subscription: Subscribed,
+        renderings: Renderings,
+        operation: Any,
+        context: GraphQLContext,
+        started: float,
+    ) -> None:
+        self._plan = plan
+        self._subscription = subscription
+        self._renderings = renderings
+        self.operation = operation
+        self._context = context
+        self._started = started
+        self._following: Following | None = None
+        self._newest: tuple[CheckoutSession, bool] | None = None
+        self._sending: asyncio.Task[None] | None = None
+
+    def begin(self, following: Following) -> None:
+        self._following = following
+        self._context.metrics.subscriptions_open.inc()
+        self.changed(following.first, following.ended)
+
+    def changed(self, session: CheckoutSession, last: bool) -> None:
+        self._newest = (session, last)
+        if self._sending is None and self._following is not None:
+            self._sending = asyncio.get_running_loop().create_task(self._send())
+
+    def stop(self) -> None:
+        following, self._following = self._following, None
+        if following is None:
+            return
+        following.stop()
+        if self._sending is not None:
+            self._sending.cancel()
+        self._context.metrics.subscriptions_open.dec()
+
+    async def _send(self) -> None:
+        operation, context = self.operation, self._context
+        code = None
+        try:
+            while self._newest is not None and self._following is not None:
+                (session, last), self._newest = self._newest, None
+                context.refresh()
+                payload = self._renderings.payload(self._plan, self._subscription, session, context)
+                await operation.send_operation_message(
+                    {"id": operation.id, "type": "next", "payload": orjson.Fragment(payload)}
+                )
+                if last:
+                    code = "OK"
+                    break
+        except Exception as error:  # as Strawberry answers one mid-stream
+            errors = [GraphQLError(str(error), original_error=error)]
+            code_errors(errors)
+            code = str((errors[0].extensions or {}).get("code"))
+            with contextlib.suppress(Exception):  # the socket may be what failed
                 await operation.send_operation_message(
                     {
                         "id": operation.id,
@@ -193,8 +261,13 @@ async def run_subscription(
                         "payload": {"data": None, "errors": [e.formatted for e in errors]},
                     }
                 )
-    await operation.send_operation_message({"id": operation.id, "type": "complete"})
-    context.metrics.observe_graphql(
-        operation_type="subscription", root_fields=ROOT_FIELD, code=code, started=started
-    )
-    return True
+        finally:
+            self._sending = None
+        if code is None:
+            return  # sent all there was: the next change starts another send
+        self.stop()
+        with contextlib.suppress(Exception):
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+        context.metrics.observe_graphql(
+            operation_type="subscription", root_fields=ROOT_FIELD, code=code, started=self._started
+        )

@@ -6,12 +6,12 @@ canceled session then still read as INITIATED, a revoked API key still wrote, an
 rate limits counted the first operation only. Here each operation starts from a fresh
 copy of the connection's context (``GraphQLContext.for_operation``), as an HTTP request
 does. A subscription whose document compiles runs by its plan
-(graphql/compiled_subscriptions.py), the others by Strawberry.
+(graphql/compiled_subscriptions.py), and holds no task between its events; the others run
+by Strawberry.
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from graphql import GraphQLError
@@ -24,7 +24,11 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 )
 
 from gql_checkout.domain.errors import RateLimited
-from gql_checkout.graphql.compiled_subscriptions import SubscriptionPlan, run_subscription
+from gql_checkout.graphql.compiled_subscriptions import (
+    Delivery,
+    SubscriptionPlan,
+    start_subscription,
+)
 from gql_checkout.graphql.context import GraphQLContext
 
 
@@ -32,6 +36,7 @@ class OperationContexts(BaseGraphQLTransportWSHandler[GraphQLContext, None]):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._connection = self.context
+        self._deliveries: dict[str, Delivery] = {}  # the compiled subscriptions, by id
 
     async def run_operation(self, operation: Any) -> None:
         # Strawberry reads ``self.context`` when the operation starts, before its first
@@ -42,19 +47,22 @@ class OperationContexts(BaseGraphQLTransportWSHandler[GraphQLContext, None]):
         if compiler is not None and isinstance(query, str) and isinstance(name, str | None):
             plan = compiler.plan(query, name)
             if isinstance(plan, SubscriptionPlan):
-                try:
-                    if await run_subscription(plan, compiler.renderings, operation, context):
-                        return
-                except Exception as error:
-                    # As Strawberry's run_operation ends on one (a socket gone mid-send).
-                    await self.handle_task_exception(error)
-                    with contextlib.suppress(Exception):
-                        await operation.send_operation_message(
-                            {"id": operation.id, "type": "complete"}
-                        )
-                    self.operations.pop(operation.id, None)
-                    raise
+                delivery = await start_subscription(plan, compiler.renderings, operation, context)
+                if delivery is not None:
+                    # Its task ends here; the watcher calls the delivery from now on.
+                    self._deliveries[operation.id] = delivery
+                    return
         await super().run_operation(operation)
+
+    def forget_id(self, id: str) -> None:
+        super().forget_id(id)
+        self._deliveries.pop(id, None)  # a delivery that sent its complete
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        delivery = self._deliveries.pop(operation_id, None)
+        if delivery is not None:
+            delivery.stop()
+        await super().cleanup_operation(operation_id)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         limit = self.max_subscriptions_per_connection

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from operator import attrgetter
@@ -43,7 +43,7 @@ from gql_checkout.domain.merchants import MerchantProfile, Reader
 from gql_checkout.domain.validation import DEFAULT_EXPIRES_IN_SECONDS
 from gql_checkout.domain.webhooks import EVENT_TYPE_OF_STATUS, SessionChange, WebhookEventType
 from gql_checkout.services.hcp_tokens import HcpTokens
-from gql_checkout.services.watching import SessionWatcher, Watchers
+from gql_checkout.services.watching import Following, SessionWatcher, Watchers
 from gql_checkout.storage import listing, outbox, repository
 from gql_checkout.storage.bus import LocalBus
 from gql_checkout.storage.coalesce import Coalescer
@@ -182,20 +182,29 @@ class CheckoutService:
             raise Unauthenticated("The hcpToken's checkout session is no longer open.")
         return session
 
-    async def watch_checkout_session(
+    def watch_checkout_session(
         self, *, merchant_id: UUID, checkout_session_id: UUID
     ) -> AsyncGenerator[CheckoutSession, None]:
         """The session now (same rules as a read), then every change of it or of its
         current child; ends when it closes or expires, after sending that last state."""
-        async with self._watchers.watching(checkout_session_id) as watcher:
-            snapshot = await watcher.current()
-            session = self.readable(snapshot.session, reader=Reader(merchant_id), now=self.clock())
-            yield session
-            while session.is_open(self.clock()):
-                snapshot = await watcher.changed(snapshot)
-                assert snapshot.session is not None  # sessions are never deleted
-                session = snapshot.session
-                yield session  # a change, or the expiry: then the last event
+        return self._watchers.changes(checkout_session_id, check=self._check_for(merchant_id))
+
+    async def follow_checkout_session(
+        self,
+        *,
+        merchant_id: UUID,
+        checkout_session_id: UUID,
+        on_change: Callable[[CheckoutSession, bool], None],
+    ) -> Following:
+        """``watch_checkout_session`` as callbacks: ``on_change(session, last)`` at each
+        change after ``first``, with no task held between them."""
+        return await self._watchers.follow(
+            checkout_session_id, check=self._check_for(merchant_id), on_change=on_change
+        )
+
+    def _check_for(self, merchant_id: UUID) -> Callable[[CheckoutSession | None], CheckoutSession]:
+        reader = Reader(merchant_id)
+        return lambda session: self.readable(session, reader=reader, now=self.clock())
 
     @property
     def watched_sessions(self) -> int:

@@ -4,8 +4,10 @@ A watcher listens on the change bus once, re-reads its session when told of a ch
 every ``resync_seconds``, should a message have been lost), and wakes its members only
 when what they show has changed: the session's version, its current child's, an expiry.
 Members never read the database themselves: twenty subscribers of one session cost one
-read per change, not twenty, and a held long poll reads nothing while it waits. An
-expiry needs no read at all: the watcher's timer recomputes the state from what it holds.
+read per change, not twenty, and a held long poll reads nothing while it waits. A member
+waits as a future (a held long poll) or is called back (``Following``: a subscriber, which
+holds no task between its events). An expiry needs no read at all: the watcher's timer
+recomputes the state from what it holds.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -66,6 +68,8 @@ class SessionWatcher:
         self._waiting: set[asyncio.Future[None]] = set()
         # Members waiting for a snapshot no known change has outdated.
         self._settling: set[asyncio.Future[None]] = set()
+        # Members called with each new snapshot instead (a compiled subscription: no task).
+        self._followers: set[Callable[[Snapshot], None]] = set()
         self._failure: Exception | None = None
         self._changes: asyncio.Queue[None] | None = None
         self._reading = False
@@ -94,18 +98,6 @@ class SessionWatcher:
         assert self.snapshot is not None
         return self.snapshot
 
-    async def changed(self, since: Snapshot) -> Snapshot:
-        """The next snapshot after ``since`` whose state differs from it."""
-        while self.snapshot is since:
-            future = asyncio.get_running_loop().create_future()
-            self.add_waiter(future)
-            try:
-                await future
-            finally:
-                self.discard_waiter(future)
-        assert self.snapshot is not None
-        return self.snapshot
-
     def add_waiter(self, future: asyncio.Future[None]) -> None:
         """``future`` gets a result at the next change (a long poll adds its own timer and
         shutdown to the same future, so a held request costs one future, no task)."""
@@ -113,6 +105,14 @@ class SessionWatcher:
 
     def discard_waiter(self, future: asyncio.Future[None]) -> None:
         self._waiting.discard(future)
+
+    def follow(self, follower: Callable[[Snapshot], None]) -> None:
+        """``follower`` is called with each snapshot that differs from the one before, as
+        it is published: a member that holds no task while it waits."""
+        self._followers.add(follower)
+
+    def unfollow(self, follower: Callable[[Snapshot], None]) -> None:
+        self._followers.discard(follower)
 
     def _is_current(self) -> bool:
         if self.snapshot is None or self._reading:
@@ -160,8 +160,13 @@ class SessionWatcher:
         state = watched_state(session, related, self._watchers.clock())
         if self.snapshot is not None and self.snapshot.state == state:
             return
-        self.snapshot = Snapshot(session=session, related=related, state=state)
+        self.snapshot = snapshot = Snapshot(session=session, related=related, state=state)
         _resolve(self._waiting)
+        for follower in tuple(self._followers):
+            try:
+                follower(snapshot)
+            except Exception:  # one member's failure is its own, not the watcher's
+                logger.exception("watching session %s: a follower failed", self.checkout_session_id)
 
     def _seconds_to_next_expiry(self) -> float:
         """Until the session or its current child expires, if one is still to."""
@@ -187,6 +192,48 @@ def _resolve(futures: set[asyncio.Future[None]]) -> None:
     futures.clear()
 
 
+class Following:
+    """A member of a session's watcher that is called back with each change (``last``:
+    the session has closed or expired, and the following has stopped) rather than waiting
+    on it: a subscriber holds no task between events. ``first`` is the session as of
+    joining, through the caller's check; ``stop`` ends the following (again: no-op)."""
+
+    __slots__ = ("_on_change", "_watcher", "_watchers", "ended", "first")
+
+    def __init__(
+        self,
+        first: CheckoutSession,
+        *,
+        watcher: SessionWatcher,
+        watchers: Watchers,
+        on_change: Callable[[CheckoutSession, bool], None],
+    ) -> None:
+        self.first = first
+        self.ended = not first.is_open(watchers.clock())  # the first is the last
+        self._on_change = on_change
+        self._watchers = watchers
+        self._watcher: SessionWatcher | None = watcher
+        if self.ended:
+            self.stop()
+        else:
+            watcher.follow(self._changed)
+
+    def stop(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.unfollow(self._changed)
+            self._watchers.leave(watcher)
+
+    def _changed(self, snapshot: Snapshot) -> None:
+        session = snapshot.session
+        assert session is not None  # sessions are never deleted
+        last = not session.is_open(self._watchers.clock())  # a change, or the expiry
+        if last:
+            self.stop()
+            self.ended = True
+        self._on_change(session, last)
+
+
 class Watchers:
     """The watchers of one process, by session id: created by the first member, gone
     with the last."""
@@ -205,16 +252,70 @@ class Watchers:
 
     @contextlib.asynccontextmanager
     async def watching(self, checkout_session_id: UUID) -> AsyncIterator[SessionWatcher]:
+        watcher = self.join(checkout_session_id)
+        try:
+            yield watcher
+        finally:
+            self.leave(watcher)
+
+    async def follow(
+        self,
+        checkout_session_id: UUID,
+        *,
+        check: Callable[[CheckoutSession | None], CheckoutSession],
+        on_change: Callable[[CheckoutSession, bool], None],
+    ) -> Following:
+        """Follows the session from a read made after every change announced so far;
+        ``check`` passes that first read as a read would (or raises, and nothing is
+        followed)."""
+        watcher = self.join(checkout_session_id)
+        try:
+            first = check((await watcher.current()).session)
+        except BaseException:
+            self.leave(watcher)
+            raise
+        # No await since the read: no change can fall between it and the following.
+        return Following(first, watcher=watcher, watchers=self, on_change=on_change)
+
+    async def changes(
+        self,
+        checkout_session_id: UUID,
+        *,
+        check: Callable[[CheckoutSession | None], CheckoutSession],
+    ) -> AsyncGenerator[CheckoutSession, None]:
+        """``follow`` as an iterator: the first read, then each change; ends after the
+        last. A consumer slower than the changes is handed the newest one."""
+        newest: list[tuple[CheckoutSession, bool]] = []
+        changed = asyncio.Event()
+
+        def on_change(session: CheckoutSession, last: bool) -> None:
+            newest[:] = [(session, last)]
+            changed.set()
+
+        following = await self.follow(checkout_session_id, check=check, on_change=on_change)
+        try:
+            yield following.first
+            last = following.ended
+            while not last:
+                await changed.wait()
+                changed.clear()
+                session, last = newest.pop()
+                yield session
+        finally:
+            following.stop()
+
+    def join(self, checkout_session_id: UUID) -> SessionWatcher:
+        """The session's watcher, with one member more: ``leave`` it once."""
         watcher = self._watching.get(checkout_session_id)
         if watcher is None:
             watcher = SessionWatcher(checkout_session_id, watchers=self, read=self._read)
             self._watching[checkout_session_id] = watcher
             watcher.start()
         watcher.members += 1
-        try:
-            yield watcher
-        finally:
-            watcher.members -= 1
-            if watcher.members == 0:
-                del self._watching[checkout_session_id]
-                watcher.stop()
+        return watcher
+
+    def leave(self, watcher: SessionWatcher) -> None:
+        watcher.members -= 1
+        if watcher.members == 0:
+            del self._watching[watcher.checkout_session_id]
+            watcher.stop()

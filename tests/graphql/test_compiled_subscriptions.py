@@ -196,6 +196,28 @@ def _child_then_cancel(world: World, session_id: str) -> None:
     _cancel(world, session_id)
 
 
+def _completed_by_the_client(world: World) -> list[Any]:
+    """The page completes its subscription; nothing more comes for it, and the same id
+    subscribes again."""
+    session_id = world.create()
+    subscribe = {"type": "subscribe", "payload": {"query": PLAIN, "variables": {"id": session_id}}}
+    with world.client.websocket_connect("/graphql", subprotocols=PROTOCOL) as ws:
+        _subscribe(world, ws, PLAIN, {"id": session_id})
+        messages = [ws.receive_json()]
+        ws.send_json({"id": "1", "type": "complete"})
+        world.post(
+            CREATE_MUTATION, {"input": {"amount": 1, "currency": "EUR"}}
+        )  # a change elsewhere
+        ws.send_json({"id": "2", "type": "subscribe", "payload": subscribe["payload"]})
+        messages.append(ws.receive_json())
+        ws.send_json({"id": "1", **subscribe})
+        messages.append(ws.receive_json())
+        _cancel(world, session_id)
+        ended = [ws.receive_json() for _ in range(4)]  # next, complete; for each id
+        # The two subscriptions' messages may interleave either way: each one's, in order.
+        return messages + sorted(ended, key=lambda message: message["id"])
+
+
 SCENARIOS: dict[str, tuple[Scenario, bool]] = {  # and whether the plan runs it
     "plain, completed": (_lifecycle(PLAIN, _complete), True),
     "styled, completed": (_lifecycle(STYLED, _complete), True),
@@ -203,6 +225,7 @@ SCENARIOS: dict[str, tuple[Scenario, bool]] = {  # and whether the plan runs it
     "literal id, canceled": (_lifecycle(LITERAL, _cancel), True),
     "plain, expired": (_lifecycle(PLAIN, _expire), True),
     "a child, then canceled": (_lifecycle(PLAIN, _child_then_cancel), True),
+    "completed by the client, then again": (_completed_by_the_client, True),
     "related session: Strawberry's": (_lifecycle(RELATED, _cancel), False),
     "not a uuid": (_refused(lambda w: {"id": "not-a-uuid"}), False),
     "an Int id": (_refused(lambda w: {"id": 12}), False),
@@ -278,3 +301,37 @@ def test_the_subscribers_of_a_session_share_one_rendering_of_each_event(
     payloads = [event["payload"] for event in events]
     assert payloads == [{"data": {"checkoutSessionUpdated": canceled}}] * len(sockets)
     assert compiler.renderings.rendered - before == 1
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_compiled_subscription_holds_no_task_between_its_events(
+    settings: Settings, tmp_path: Path, compiled: bool
+) -> None:
+    # given: one page's socket, acknowledged
+    with _world(settings, tmp_path / "w.db", compiled=compiled) as world:
+        ids = [world.create() for _ in range(5)]
+        with world.client.websocket_connect("/graphql", subprotocols=PROTOCOL) as ws:
+            ws.send_json({"type": "connection_init", "payload": {"merchantId": world.merchant_id}})
+            assert ws.receive_json() == {"type": "connection_ack"}
+            before = world.client.portal.call(_tasks)  # type: ignore[union-attr]
+
+            # when: it subscribes to five sessions, and each has sent its first event
+            for number, session_id in enumerate(ids):
+                variables = {"id": session_id}
+                payload = {"query": PLAIN, "variables": variables}
+                ws.send_json({"id": str(number), "type": "subscribe", "payload": payload})
+                assert ws.receive_json()["type"] == "next"
+            waiting = world.client.portal.call(_tasks)  # type: ignore[union-attr]
+            for session_id in ids:
+                _cancel(world, session_id)
+            ended = [ws.receive_json()["type"] for _ in range(2 * len(ids))]
+
+    # then: each session has its watcher's task; the compiled subscriptions wait on theirs
+    # as callbacks, Strawberry's each as a task of its own
+    watchers = len(ids)
+    assert waiting - before == watchers + (0 if compiled else len(ids))
+    assert ended == ["next", "complete"] * len(ids)
+
+
+async def _tasks() -> int:
+    return len(asyncio.all_tasks())
