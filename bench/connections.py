@@ -63,13 +63,13 @@ from typing import Any
 import httpx
 
 from bench.perf import (
-    RESULTS_DIR,
     UVICORN_FLAGS,
     Report,
     Server,
     gql_env,
     machine_lines,
     running,
+    save,
 )
 from bench.writes import open_store
 from gql_checkout.http import websocket_protocol
@@ -590,10 +590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report("p50/p99/max: from the burst's first cancel to each connection's change.")
     report("fan p50/p99: from the answer to its own session's cancel to each one's change.")
     report("writes ms: until all cancels were answered; missing: connections without the change.")
-    RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"connections-{time.strftime('%Y-%m-%dT%H%MZ', time.gmtime())}.txt"
-    path.write_text(report.text())
-    print(f"written to {path}")
+    save(report, "connections")
     return 0
 
 

@@ -933,7 +933,8 @@ def run_bench(
 def save(report: Report, kind: str) -> None:
     """Writes the report to bench/results/<kind>-<UTC date and time>.txt."""
     RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"{kind}-{datetime.now(UTC).strftime('%Y-%m-%dT%H%MZ')}.txt"
+    # To the second: two runs in one minute (a before/after pair) keep both files.
+    path = RESULTS_DIR / f"{kind}-{datetime.now(UTC).strftime('%Y-%m-%dT%H%M%SZ')}.txt"
     path.write_text(report.text())
     print(f"written to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
 

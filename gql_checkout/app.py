@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -22,8 +21,9 @@ from gql_checkout.graphql.schema import build_schema
 from gql_checkout.graphql.view import GraphQLView
 from gql_checkout.http import health, ide, openapi
 from gql_checkout.http.deadlines import Deadlines
-from gql_checkout.http.middleware import RequestMiddleware
+from gql_checkout.http.middleware import RequestMiddleware, request_id_of
 from gql_checkout.http.problems import handle_gateway_error, handle_http_exception
+from gql_checkout.http.request_id import request_id_var
 from gql_checkout.http.shutdown import Shutdown
 from gql_checkout.rest.checkout_sessions import session_route
 from gql_checkout.rest.hcp_auth import hcp_auth_route
@@ -31,20 +31,22 @@ from gql_checkout.settings import Settings
 
 
 class Gateway(Starlette):
-    """The app: a websocket to /graphql goes straight to the GraphQL view, through the
-    request middleware only (its request id). A socket is held for as long as the page is
-    open, and each layer it passes keeps a suspended frame for that long: Starlette's
-    error and exception middleware and its router cost ~3 KiB per connection
-    (bench.connections --tracemalloc) and do nothing for this one route."""
+    """The app: a websocket to /graphql goes straight to the GraphQL view, with its request
+    id. A socket is held for as long as the page is open, and each layer it passes keeps a
+    suspended frame for that long: Starlette's error and exception middleware, its router
+    and our request middleware cost ~3.5 KiB per connection (bench.connections
+    --tracemalloc) and do nothing more for this one route."""
 
-    def __init__(self, *, graphql_websockets: ASGIApp, **options: Any) -> None:
+    def __init__(self, *, graphql: ASGIApp, **options: Any) -> None:
         super().__init__(**options)
-        self._graphql_websockets = graphql_websockets
+        self._graphql = graphql
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"] == "/graphql":
             scope["app"] = self
-            await self._graphql_websockets(scope, receive, send)
+            # The connection's task has a context of its own: nothing to reset after.
+            request_id_var.set(request_id_of(scope))
+            await self._graphql(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
 
@@ -83,14 +85,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
         finally:
             await container.stop()
 
-    request_middleware = functools.partial(
-        RequestMiddleware,
-        metrics=container.metrics,
-        deadlines=deadlines,
-        max_body_bytes=limits.max_body_bytes,
-    )
     app = Gateway(
-        graphql_websockets=request_middleware(graphql),
+        graphql=graphql,
         # Routes are tried in order: the two polled ones first.
         routes=[
             session_route(
@@ -110,7 +106,14 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> Starlette:
             *openapi.routes,
             *([] if settings.is_production else ide.routes),  # GraphiQL's scripts and CSS
         ],
-        middleware=[Middleware(request_middleware)],
+        middleware=[
+            Middleware(
+                RequestMiddleware,
+                metrics=container.metrics,
+                deadlines=deadlines,
+                max_body_bytes=limits.max_body_bytes,
+            ),
+        ],
         exception_handlers={
             GatewayError: handle_gateway_error,
             HTTPException: handle_http_exception,

@@ -45,6 +45,11 @@ def _request_id(incoming: str | None) -> str:
     return f"{getrandbits(128):032x}"
 
 
+def request_id_of(scope: Scope) -> str:
+    """A websocket's request id (an HTTP request's is set by the middleware itself)."""
+    return _request_id(raw_asgi.headers(scope, _READ_HEADERS).get(REQUEST_ID_HEADER))
+
+
 class RequestMiddleware:
     def __init__(
         self, app: ASGIApp, *, metrics: Metrics, deadlines: Deadlines, max_body_bytes: int
@@ -58,8 +63,7 @@ class RequestMiddleware:
         if scope["type"] == "http":
             await self._http(scope, receive, send)
         elif scope["type"] == "websocket":
-            headers = raw_asgi.headers(scope, _READ_HEADERS)
-            token = request_id_var.set(_request_id(headers.get(REQUEST_ID_HEADER)))
+            token = request_id_var.set(request_id_of(scope))
             try:
                 await self.app(scope, receive, send)
             finally:
