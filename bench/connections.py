@@ -73,7 +73,7 @@ from bench.perf import (
 )
 from bench.writes import open_store
 from gql_checkout.http import websocket_protocol
-from testkit.server import free_port
+from testkit.server import free_port, rss_kib
 
 CREATE = (
     "mutation($input: CreateCheckoutSessionInput!) { createCheckoutSession(input: $input) { id } }"
@@ -118,13 +118,6 @@ HEADER = (
     f"{'target':<6} {'mode':<14} {'conns':>6} {'KiB/conn':>10} {'p50 ms':>9} {'p99 ms':>8} "
     f"{'max ms':>8} {'fan p50':>9} {'fan p99':>8} {'missing':>7} {'writes ms':>9}"
 )
-
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
 
 
 @contextlib.contextmanager
@@ -276,7 +269,7 @@ def _run(
                 )
             )
             time.sleep(1)
-            before = _rss_kib(server.process.pid)
+            before = rss_kib(server.process.pid)
             breakdown = directory / "tracemalloc.txt"
             if args.tracemalloc:
                 os.kill(server.process.pid, signal.SIGUSR1)  # the baseline
@@ -308,7 +301,7 @@ def _run(
                     if line.strip() != "ready":
                         raise RuntimeError(f"a client failed: {line!r}\n{server.log_tail()}")
                 time.sleep(3)  # the last requests reach the server and are held
-                held = _rss_kib(server.process.pid)
+                held = rss_kib(server.process.pid)
                 if args.tracemalloc:
                     os.kill(server.process.pid, signal.SIGUSR2)
                     while not breakdown.exists():

@@ -45,6 +45,14 @@ def gql_checkout_executable() -> str:
     return found
 
 
+def rss_kib(pid: int) -> int:
+    """A process's resident memory now (VmRSS), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
 def free_port() -> int:
     """A port the kernel just handed out; the tiny race with other processes is accepted."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -37,7 +37,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     async def send(self, message: Any) -> None:
         await super().send(message)
-        if self.handshake_complete and getattr(self, "response", None) is not None:
+        if message["type"] == "websocket.accept" and self.handshake_complete:
             self.request.headers.clear()
             self.request = self.response = None  # type: ignore[assignment]
 

@@ -196,7 +196,8 @@ class Following:
     """A member of a session's watcher that is called back with each change (``last``:
     the session has closed or expired, and the following has stopped) rather than waiting
     on it: a subscriber holds no task between events. ``first`` is the session as of
-    joining, through the caller's check; ``stop`` ends the following (again: no-op)."""
+    joining, through the caller's check, and ``ended`` says it is already the last (no
+    change follows); ``stop`` ends the following (again: no-op)."""
 
     __slots__ = ("_on_change", "_watcher", "_watchers", "ended", "first")
 
@@ -209,7 +210,7 @@ class Following:
         on_change: Callable[[CheckoutSession, bool], None],
     ) -> None:
         self.first = first
-        self.ended = not first.is_open(watchers.clock())  # the first is the last
+        self.ended = not first.is_open(watchers.clock())
         self._on_change = on_change
         self._watchers = watchers
         self._watcher: SessionWatcher | None = watcher
@@ -230,7 +231,6 @@ class Following:
         last = not session.is_open(self._watchers.clock())  # a change, or the expiry
         if last:
             self.stop()
-            self.ended = True
         self._on_change(session, last)
 
 

@@ -20,7 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 from testkit.documents import create_session
-from testkit.server import running_server
+from testkit.server import rss_kib, running_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.server]
 
@@ -30,13 +30,6 @@ KIB_PER_SUBSCRIPTION = 28
 SUBSCRIPTION = """
 subscription Watch($id: ID!) { checkoutSessionUpdated(id: $id) { id checkoutSessionStatus } }
 """
-
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 async def _subscribe(ws: ClientConnection, merchant_id: str, session_id: str) -> None:
@@ -77,12 +70,12 @@ async def test_held_subscriptions_cost_a_bounded_amount_of_memory_each(tmp_path:
                 )
 
             await open_pages(SUBSCRIPTIONS // 4)
-            before = _rss_kib(server.process.pid)
+            before = rss_kib(server.process.pid)
 
             # when: many more pages subscribe and wait
             await open_pages(SUBSCRIPTIONS)
             await asyncio.sleep(0.5)
-            held = _rss_kib(server.process.pid)
+            held = rss_kib(server.process.pid)
 
     # then: each costs the server a bounded amount
     per_subscription = (held - before) / SUBSCRIPTIONS

@@ -12,18 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from testkit.server import running_server
+from testkit.server import rss_kib, running_server
 
 pytestmark = pytest.mark.server
 
 DOCUMENTS = 300
-
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def _padded(number: int, size: int) -> str:
@@ -41,7 +34,7 @@ def test_distinct_padded_documents_leave_memory_bounded(tmp_path: Path) -> None:
         headers = {"X-Merchant-Id": "00000000-0000-4000-8000-000000000001"}
         for number in range(20):  # warm up: imports, caches, allocator arenas
             client.post("/graphql", json={"query": _padded(number, 60_000)}, headers=headers)
-        before = _rss_kib(server.process.pid)
+        before = rss_kib(server.process.pid)
 
         for number in range(20, 20 + DOCUMENTS):
             # under the 64 KiB limit: parsed and remembered
@@ -54,7 +47,7 @@ def test_distinct_padded_documents_leave_memory_bounded(tmp_path: Path) -> None:
             assert refused.json()["errors"][0]["extensions"]["code"] == (
                 "GRAPHQL_VALIDATION_FAILED"
             )
-        after = _rss_kib(server.process.pid)
+        after = rss_kib(server.process.pid)
 
     # The caches keep 256 documents of ~60 KB (~15 MiB of source text) and nothing of the
     # large ones; 300 of those kept whole, as before, would be ~270 MiB.
