@@ -395,12 +395,13 @@ class CheckoutService:
         changes: list[SessionChange],
         parent_id: UUID | None,
         now: datetime,
+        known: Mapping[UUID, CheckoutSession] | None = None,
     ) -> tuple[list[UUID], Mapping[UUID, CheckoutSession]]:
         """Inside a transition's transaction: its webhook events (no acknowledged change
         without its own), then the bus announcement of the sessions it changed and of the
         parent whose current child changed with them. Returns the ids for ``committed``,
-        and the changed sessions as they now are (the events' read: no second one)."""
-        recorded = await outbox.record(conn, changes=changes, now=now)
+        and the changed sessions as they now are (``known``, or the events' read)."""
+        recorded = await outbox.record(conn, changes=changes, now=now, known=known)
         changed = [change.checkout_session_id for change in changes]
         if parent_id is not None and parent_id not in changed:
             changed.append(parent_id)
@@ -461,9 +462,12 @@ class CheckoutService:
         now = stamp(self.clock())
         propagates = status is CheckoutSessionStatus.COMPLETED
         async with self._writes.begin() as conn:
-            session = await repository.get_session(conn, checkout_session_id=checkout_session_id)
-            session = self._owned(session, merchant_id=merchant_id)
-            parent_id = session.parent_id if propagates else None
+            parent_id: UUID | None = None
+            if propagates:
+                session = await repository.get_session(
+                    conn, checkout_session_id=checkout_session_id
+                )
+                parent_id = self._owned(session, merchant_id=merchant_id).parent_id
             if parent_id is not None:
                 # Parent before child, as when a parent closes and then cancels its child:
                 # the one lock order that keeps the two from deadlocking on PostgreSQL.
@@ -471,6 +475,7 @@ class CheckoutService:
             closed = await repository.close_open_session(
                 conn,
                 checkout_session_id=checkout_session_id,
+                merchant_id=merchant_id,
                 status=status,
                 now=now,
                 payment_method=payment_method,
@@ -478,30 +483,34 @@ class CheckoutService:
                 # A child pays for its parent: not once the parent has FAILED.
                 parent_must_be_open=propagates,
             )
-            if not closed:
-                # Read again: a concurrent transition may have just closed it.
+            if closed is None:
+                # Why not: another merchant's, unknown, or not open (a concurrent transition
+                # may have just closed it).
                 current = await repository.get_session(
                     conn, checkout_session_id=checkout_session_id
                 )
-                session = current or session
-                if session.is_open(now):
+                current = self._owned(current, merchant_id=merchant_id)
+                if current.is_open(now):
                     raise InvalidStateTransition(
                         "The parent checkout session is no longer open; its child session "
                         "cannot be completed."
                     )
-                state = "expired" if session.is_expired(now) else session.status.value
+                state = "expired" if current.is_expired(now) else current.status.value
                 raise InvalidStateTransition(
                     f"The checkout session is {state}; only an open session can become "
                     f"{status.value}."
                 )
-            changes = [SessionChange(session.id, EVENT_TYPE_OF_STATUS[status])]
-            if status is not CheckoutSessionStatus.FAILED:
+            changes = [SessionChange(closed.id, EVENT_TYPE_OF_STATUS[status])]
+            # Only a session that has had a child has children to cancel: a child is made
+            # current in the transaction that creates it, and never stops being pointed at.
+            if status is not CheckoutSessionStatus.FAILED and closed.current_child_id is not None:
                 changes += _canceled(
-                    await repository.cancel_initiated_children(conn, parent_id=session.id, now=now)
+                    await repository.cancel_initiated_children(conn, parent_id=closed.id, now=now)
                 )
             if parent_id is not None and await repository.close_open_session(
                 conn,
                 checkout_session_id=parent_id,
+                merchant_id=merchant_id,
                 status=CheckoutSessionStatus.COMPLETED,
                 now=now,
                 payment_method=payment_method,
@@ -512,7 +521,11 @@ class CheckoutService:
                     await repository.cancel_initiated_children(conn, parent_id=parent_id, now=now)
                 )
             changed, now_stored = await self._record_and_announce(
-                conn, changes=changes, parent_id=session.parent_id, now=now
+                conn,
+                changes=changes,
+                parent_id=closed.parent_id,
+                now=now,
+                known={closed.id: closed},
             )
         await self._bus.committed(changed)
         return now_stored[checkout_session_id]

@@ -51,14 +51,21 @@ class Recorded:
 
 
 async def record(
-    conn: AsyncConnection, *, changes: Sequence[SessionChange], now: datetime
+    conn: AsyncConnection,
+    *,
+    changes: Sequence[SessionChange],
+    now: datetime,
+    known: Mapping[UUID, CheckoutSession] | None = None,
 ) -> Recorded:
-    """Records the events of the sessions a transaction changed."""
+    """Records the events of the sessions a transaction changed. ``known``: sessions the
+    transaction already has as they now are (an UPDATE's RETURNING); when they are all the
+    changed ones and none has a child to show, they are not read again."""
     if not changes:
         return Recorded(deliveries=0, sessions={})
-    found = await repository.get_sessions_with_current_children(
-        conn, checkout_session_ids=[change.checkout_session_id for change in changes]
-    )
+    ids = [change.checkout_session_id for change in changes]
+    found = known if known is not None and _complete(known, ids) else None
+    if found is None:
+        found = await repository.get_sessions_with_current_children(conn, checkout_session_ids=ids)
     rows: list[dict[str, Any]] = []
     for change in changes:
         session = found[change.checkout_session_id]
@@ -91,6 +98,15 @@ async def record(
     if new:
         await conn.execute(deliveries.insert(), new)
     return Recorded(deliveries=len(new), sessions=found)
+
+
+def _complete(known: Mapping[UUID, CheckoutSession], ids: Sequence[UUID]) -> bool:
+    """Whether ``known`` renders the events of ``ids``: each there, none with a child (the
+    REST object shows the current child, which only a read gives)."""
+    return all(
+        (session := known.get(session_id)) is not None and session.current_child_id is None
+        for session_id in ids
+    )
 
 
 @functools.cache

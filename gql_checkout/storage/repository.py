@@ -197,27 +197,33 @@ async def close_open_session(
     conn: AsyncConnection,
     *,
     checkout_session_id: UUID,
+    merchant_id: UUID,
     status: CheckoutSessionStatus,
     now: datetime,
     payment_method: PaymentMethod | None = None,
     failure_reason: str | None = None,
     parent_must_be_open: bool = False,
-) -> bool:
-    """Moves an open session to ``status`` in one conditional UPDATE; False if it was not open
-    (or, with ``parent_must_be_open``, if its parent was no longer INITIATED)."""
+) -> CheckoutSession | None:
+    """Moves the merchant's open session to ``status`` in one conditional UPDATE, and
+    returns it as now stored; None if it was not open (or not the merchant's, or, with
+    ``parent_must_be_open``, if its parent was no longer INITIATED)."""
     statement = _close_statement(
         status,
         with_payment_method=payment_method is not None,
         with_failure_reason=failure_reason is not None,
         parent_must_be_open=parent_must_be_open,
     )
-    parameters: dict[str, Any] = {"session_id": checkout_session_id, "now": now}
+    parameters: dict[str, Any] = {
+        "session_id": checkout_session_id,
+        "of_merchant_id": merchant_id,
+        "now": now,
+    }
     if payment_method is not None:
         parameters["new_payment_method"] = asdict(payment_method)
     if failure_reason is not None:
         parameters["new_failure_reason"] = failure_reason
-    result = await conn.execute(statement, parameters)
-    return result.rowcount == 1
+    row = (await conn.execute(statement, parameters)).first()
+    return _session_from_row(row) if row else None
 
 
 @functools.cache
@@ -244,7 +250,11 @@ def _close_statement(
         values["failure_reason"] = bindparam(
             "new_failure_reason", type_=sessions.c.failure_reason.type
         )
-    condition = and_(sessions.c.id == bindparam("session_id"), _open(now))
+    condition = and_(
+        sessions.c.id == bindparam("session_id"),
+        sessions.c.merchant_id == bindparam("of_merchant_id"),
+        _open(now),
+    )
     if parent_must_be_open:
         parent = sessions.alias("parent")
         parent_is_initiated = (
@@ -253,7 +263,7 @@ def _close_statement(
             .exists()
         )
         condition = and_(condition, or_(sessions.c.parent_id.is_(None), parent_is_initiated))
-    return update(sessions).where(condition).values(**values)
+    return update(sessions).where(condition).values(**values).returning(*_SESSION_COLUMNS)
 
 
 _CLOSED_AT = {

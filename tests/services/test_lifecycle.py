@@ -23,6 +23,7 @@ from testkit.documents import (
     graphql,
 )
 from testkit.merchants import MerchantCredentials
+from tests.conftest import StatementCounter
 
 pytestmark = pytest.mark.anyio
 
@@ -334,6 +335,40 @@ async def test_a_closed_parent_cancels_its_open_child(
     await CLOSERS[action](client, merchant, parent["id"])
 
     assert await _stored_status(client, merchant, child["id"]) == "CANCELED"
+
+
+async def test_a_cancel_reads_back_only_what_its_update_did_not_return(
+    client: httpx.AsyncClient, merchant: MerchantCredentials, statements: StatementCounter
+) -> None:
+    # given: a session that never had a child, and a parent with an open one
+    lone = await create_session(client, merchant.api_key)
+    parent = await create_session(client, merchant.api_key)
+    child = await create_session(client, merchant.api_key, parentSessionId=parent["id"])
+    sent: dict[str, list[str]] = {}
+
+    # when: each is canceled
+    for name, session in (("lone", lone), ("parent", parent)):
+        statements.reset()
+        body = await _cancel(client, merchant, session["id"])
+        assert body["data"]["cancelCheckoutSession"]["id"] == session["id"]
+        sent[name] = [_kind(statement) for statement in statements.statements]
+
+    # then: after the API key's SELECT, the lone session is its UPDATE (which returns it
+    # as it now is), its event and the merchant's endpoints; the parent's child is
+    # canceled and read back with it for the events (the REST object shows the child)
+    # (and on PostgreSQL, the bus's NOTIFY of each session changed)
+    notify = ["NOTIFY"] if "NOTIFY" in sent["lone"] else []
+    assert sent["lone"] == ["SELECT", "UPDATE", "INSERT", "SELECT", *notify]
+    assert sent["parent"] == [
+        *["SELECT", "UPDATE", "UPDATE", "SELECT", "INSERT", "SELECT"],
+        *notify * 2,
+    ]
+    assert await _stored_status(client, merchant, child["id"]) == "CANCELED"
+
+
+def _kind(statement: str) -> str:
+    """A statement's verb (NOTIFY for ``SELECT pg_notify``)."""
+    return "NOTIFY" if "pg_notify" in statement else statement.split(None, 1)[0]
 
 
 async def test_a_failed_parent_leaves_its_child_alone(
