@@ -8,6 +8,8 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
+from gql_checkout.domain.errors import Forbidden, SessionNotFound
+
 # A merchant's own strings on a session (order ids, cart ids): validated in
 # ``validation.parse_metadata``, rendered as a JSON object.
 Metadata = Mapping[str, str]
@@ -61,6 +63,16 @@ class CheckoutSession:
 
     def is_open(self, now: datetime) -> bool:
         return self.status is CheckoutSessionStatus.INITIATED and now < self.expires_at
+
+
+def owned(session: CheckoutSession | None, *, merchant_id: UUID) -> CheckoutSession:
+    """The session if it is the merchant's: an unknown one is not found (404), another
+    merchant's forbidden (403). Every read and write checks this first."""
+    if session is None:
+        raise SessionNotFound
+    if session.merchant_id != merchant_id:
+        raise Forbidden
+    return session
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ the field's arguments with graphql-core's own functions, as the executor does; a
 there, or an @include/@skip variable that is not a boolean, sends the request to
 Strawberry before anything ran, and Strawberry reports it. From then on the plan
 answers, whatever happens: a write is never run twice. The work itself is the
-resolvers' own (graphql/writes.py); an error it raises is located, coded, masked and
+resolvers' own (graphql/mutations.py); an error it raises is located, coded, masked and
 logged by the functions the general path uses, and the operation is counted under the
 same labels (graphql/observability.py). tests/graphql/test_compiled_mutations.py holds
 both paths to the same responses.
@@ -33,7 +33,7 @@ from graphql import (
 from graphql.execution.values import get_argument_values, get_variable_values
 
 from gql_checkout.domain.checkout_sessions import CheckoutSession
-from gql_checkout.graphql import writes
+from gql_checkout.graphql import mutations
 from gql_checkout.graphql.compiled_selections import (
     Collector,
     Selected,
@@ -52,7 +52,7 @@ Write = Callable[[GraphQLContext, Mapping[str, Any]], Awaitable[CheckoutSession]
 
 def _create(context: GraphQLContext, arguments: Mapping[str, Any]) -> Awaitable[CheckoutSession]:
     given = arguments["input"]
-    return writes.create_checkout_session(
+    return mutations.create_checkout_session(
         context,
         amount=given["amount"],
         currency=given["currency"],
@@ -65,12 +65,12 @@ def _create(context: GraphQLContext, arguments: Mapping[str, Any]) -> Awaitable[
 
 
 def _cancel(context: GraphQLContext, arguments: Mapping[str, Any]) -> Awaitable[CheckoutSession]:
-    return writes.cancel_checkout_session(context, checkout_session_id=arguments["id"])
+    return mutations.cancel_checkout_session(context, checkout_session_id=arguments["id"])
 
 
 def _complete(context: GraphQLContext, arguments: Mapping[str, Any]) -> Awaitable[CheckoutSession]:
     method = arguments["paymentMethod"]
-    return writes.complete_checkout_session(
+    return mutations.complete_checkout_session(
         context,
         checkout_session_id=arguments["id"],
         type=method["type"],
@@ -80,7 +80,7 @@ def _complete(context: GraphQLContext, arguments: Mapping[str, Any]) -> Awaitabl
 
 
 def _fail(context: GraphQLContext, arguments: Mapping[str, Any]) -> Awaitable[CheckoutSession]:
-    return writes.fail_checkout_session(
+    return mutations.fail_checkout_session(
         context, checkout_session_id=arguments["id"], reason=arguments.get("reason")
     )
 

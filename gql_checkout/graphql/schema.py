@@ -30,7 +30,7 @@ from gql_checkout.domain.validation import (
     parse_idempotency_key,
     parse_uuid,
 )
-from gql_checkout.graphql import writes
+from gql_checkout.graphql import mutations
 from gql_checkout.graphql.compiled import Compiler
 from gql_checkout.graphql.connections import CheckoutSessionConnection, CheckoutSessionFilter
 from gql_checkout.graphql.context import Info
@@ -86,7 +86,7 @@ class Mutation:
     async def create_checkout_session(
         self, info: Info, input: CreateCheckoutSessionInput
     ) -> CheckoutSessionType:
-        session = await writes.create_checkout_session(
+        session = await mutations.create_checkout_session(
             info.context,
             amount=input.amount,
             currency=input.currency,
@@ -100,14 +100,14 @@ class Mutation:
 
     @strawberry.mutation(description="Cancels an open session (and its open child).")
     async def cancel_checkout_session(self, info: Info, id: strawberry.ID) -> CheckoutSessionType:
-        session = await writes.cancel_checkout_session(info.context, checkout_session_id=id)
+        session = await mutations.cancel_checkout_session(info.context, checkout_session_id=id)
         return CheckoutSessionType.from_domain(session, now=info.context.service.clock())
 
     @strawberry.mutation(description="Completes an open session with its payment method.")
     async def complete_checkout_session(
         self, info: Info, id: strawberry.ID, payment_method: PaymentMethodInput
     ) -> CheckoutSessionType:
-        session = await writes.complete_checkout_session(
+        session = await mutations.complete_checkout_session(
             info.context,
             checkout_session_id=id,
             type=payment_method.type,
@@ -120,7 +120,7 @@ class Mutation:
     async def fail_checkout_session(
         self, info: Info, id: strawberry.ID, reason: str | None = None
     ) -> CheckoutSessionType:
-        session = await writes.fail_checkout_session(
+        session = await mutations.fail_checkout_session(
             info.context, checkout_session_id=id, reason=reason
         )
         return CheckoutSessionType.from_domain(session, now=info.context.service.clock())

@@ -2,7 +2,8 @@
 
 REST and GraphQL both call these methods and nothing else; neither touches the
 database. Every write is one transaction whose state checks are conditional
-UPDATEs, so concurrent attempts cannot both succeed.
+UPDATEs, so concurrent attempts cannot both succeed; the transitions' transactions
+are services/transitions.py.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from operator import attrgetter
 from uuid import UUID
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_checkout.domain.checkout_sessions import (
     CheckoutSession,
     CheckoutSessionStatus,
     NewCheckoutSession,
     PaymentMethod,
+    owned,
 )
 from gql_checkout.domain.clock import Clock, stamp, utc_now
 from gql_checkout.domain.errors import (
@@ -34,17 +36,16 @@ from gql_checkout.domain.errors import (
     InvalidStateTransition,
     SessionCanceled,
     SessionExpired,
-    SessionNotFound,
     Unauthenticated,
     ValidationError,
 )
 from gql_checkout.domain.listing import PageRequest
 from gql_checkout.domain.merchants import MerchantProfile, Reader
 from gql_checkout.domain.validation import DEFAULT_EXPIRES_IN_SECONDS
-from gql_checkout.domain.webhooks import EVENT_TYPE_OF_STATUS, SessionChange, WebhookEventType
 from gql_checkout.services.hcp_tokens import HcpTokens
+from gql_checkout.services.transitions import Transitions
 from gql_checkout.services.watching import Following, SessionWatcher, Watchers
-from gql_checkout.storage import listing, outbox, repository
+from gql_checkout.storage import listing, repository
 from gql_checkout.storage.bus import LocalBus
 from gql_checkout.storage.coalesce import Coalescer
 from gql_checkout.storage.reads import Reads
@@ -87,6 +88,7 @@ class CheckoutService:
             reads.sessions, related=attrgetter("current_child_id")
         ).get_many
         self._profiles = Coalescer[UUID, MerchantProfile](reads.profiles).get_many
+        self._transitions = Transitions(writes=writes, bus=self._bus)
         self._watchers = Watchers(
             bus=self._bus, read=self._sessions, clock=clock, resync_seconds=resync_seconds
         )
@@ -95,6 +97,10 @@ class CheckoutService:
         """Raises if the database does not answer."""
         async with self._engine.connect() as conn:
             await repository.ping(conn)
+
+    def _now(self) -> datetime:
+        """The instant a write records: the clock's, to the stored precision."""
+        return stamp(self.clock())
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -123,7 +129,7 @@ class CheckoutService:
 
         ``now`` is the instant the caller also renders at (``isExpired``): a session that
         passes here is never shown as expired in the same answer."""
-        session = self._owned(session, merchant_id=reader.merchant_id)
+        session = owned(session, merchant_id=reader.merchant_id)
         if reader.checkout_session_id not in (None, session.id):
             raise Forbidden("The hcpToken grants access to another checkout session.")
         if session.status is CheckoutSessionStatus.CANCELED:
@@ -231,7 +237,7 @@ class CheckoutService:
             replayed = await self._replay(merchant_id, request.idempotency_key, fingerprint)
             if replayed is not None:
                 return replayed
-        now = stamp(self.clock())
+        now = self._now()
         expires_at = now + timedelta(seconds=request.expires_in_seconds)
         parent: CheckoutSession | None = None
         if request.parent_session_id is not None:
@@ -294,9 +300,10 @@ class CheckoutService:
         self, *, merchant_id: UUID, checkout_session_id: UUID
     ) -> CheckoutSession:
         """Cancels an open session and its open child."""
-        return await self._close(
+        return await self._transitions.close(
             merchant_id=merchant_id,
             checkout_session_id=checkout_session_id,
+            now=self._now(),
             status=CheckoutSessionStatus.CANCELED,
         )
 
@@ -304,9 +311,10 @@ class CheckoutService:
         self, *, merchant_id: UUID, checkout_session_id: UUID, payment_method: PaymentMethod
     ) -> CheckoutSession:
         """Completes an open session; a child completes its parent with the same payment method."""
-        return await self._close(
+        return await self._transitions.close(
             merchant_id=merchant_id,
             checkout_session_id=checkout_session_id,
+            now=self._now(),
             status=CheckoutSessionStatus.COMPLETED,
             payment_method=payment_method,
         )
@@ -315,9 +323,10 @@ class CheckoutService:
         self, *, merchant_id: UUID, checkout_session_id: UUID, reason: str | None
     ) -> CheckoutSession:
         """Fails an open session; a failed child leaves its parent open for a retry."""
-        return await self._close(
+        return await self._transitions.close(
             merchant_id=merchant_id,
             checkout_session_id=checkout_session_id,
+            now=self._now(),
             status=CheckoutSessionStatus.FAILED,
             failure_reason=reason,
         )
@@ -326,33 +335,9 @@ class CheckoutService:
         self, *, merchant_id: UUID, checkout_session_id: UUID
     ) -> CheckoutSession:
         """Ends an open session now, and its open child with it."""
-        now = stamp(self.clock())
-        async with self._writes.begin() as conn:
-            session = await repository.get_session(conn, checkout_session_id=checkout_session_id)
-            session = self._owned(session, merchant_id=merchant_id)
-            if not await repository.expire_open_session(
-                conn, checkout_session_id=checkout_session_id, now=now
-            ):
-                current = await repository.get_session(
-                    conn, checkout_session_id=checkout_session_id
-                )
-                session = current or session
-                state = "expired" if session.is_expired(now) else session.status.value
-                raise InvalidStateTransition(
-                    f"The checkout session is {state}; only an open session can be expired."
-                )
-            # Every session this expiry ended, known here inside the transaction.
-            expired = [session.id]
-            expired += await repository.expire_open_children(conn, parent_id=session.id, now=now)
-            # Its expired events now, in this transaction (the sweep finds them recorded).
-            changed, now_stored = await self._record_and_announce(
-                conn,
-                changes=[SessionChange(expired_id, _EXPIRED_EVENT) for expired_id in expired],
-                parent_id=session.parent_id,
-                now=now,
-            )
-        await self._bus.committed(changed)
-        return now_stored[checkout_session_id]
+        return await self._transitions.expire(
+            merchant_id=merchant_id, checkout_session_id=checkout_session_id, now=self._now()
+        )
 
     async def recover_checkout_session(
         self, *, merchant_id: UUID, checkout_session_id: UUID, idempotency_key: str | None
@@ -361,7 +346,7 @@ class CheckoutService:
         metadata, the default lifetime; a child's under the same parent, if it is open."""
         async with self._engine.connect() as conn:
             source = await repository.get_session(conn, checkout_session_id=checkout_session_id)
-        source = self._owned(source, merchant_id=merchant_id)
+        source = owned(source, merchant_id=merchant_id)
         # Everything the request copies is fixed at creation: a retry builds the same one.
         request = NewCheckoutSession(
             amount=source.amount,
@@ -388,34 +373,6 @@ class CheckoutService:
 
     # --- helpers --------------------------------------------------------------------------
 
-    async def _record_and_announce(
-        self,
-        conn: AsyncConnection,
-        *,
-        changes: list[SessionChange],
-        parent_id: UUID | None,
-        now: datetime,
-        known: Mapping[UUID, CheckoutSession] | None = None,
-    ) -> tuple[list[UUID], Mapping[UUID, CheckoutSession]]:
-        """Inside a transition's transaction: its webhook events (no acknowledged change
-        without its own), then the bus announcement of the sessions it changed and of the
-        parent whose current child changed with them. Returns the ids for ``committed``,
-        and the changed sessions as they now are (``known``, or the events' read)."""
-        recorded = await outbox.record(conn, changes=changes, now=now, known=known)
-        changed = [change.checkout_session_id for change in changes]
-        if parent_id is not None and parent_id not in changed:
-            changed.append(parent_id)
-        await self._bus.announce(conn, changed)
-        return changed, recorded.sessions
-
-    @staticmethod
-    def _owned(session: CheckoutSession | None, *, merchant_id: UUID) -> CheckoutSession:
-        if session is None:
-            raise SessionNotFound
-        if session.merchant_id != merchant_id:
-            raise Forbidden
-        return session
-
     async def _replay(
         self, merchant_id: UUID, idempotency_key: str, fingerprint: str
     ) -> CheckoutSession | None:
@@ -439,7 +396,7 @@ class CheckoutService:
     ) -> CheckoutSession:
         async with self._engine.connect() as conn:
             parent = await repository.get_session(conn, checkout_session_id=parent_id)
-        parent = self._owned(parent, merchant_id=merchant_id)
+        parent = owned(parent, merchant_id=merchant_id)
         if parent.parent_id is not None:
             raise ValidationError.on(
                 "parentSessionId", "is a child session; a child session cannot have children"
@@ -449,95 +406,6 @@ class CheckoutService:
                 "The parent session is not open (INITIATED and unexpired)."
             )
         return parent
-
-    async def _close(
-        self,
-        *,
-        merchant_id: UUID,
-        checkout_session_id: UUID,
-        status: CheckoutSessionStatus,
-        payment_method: PaymentMethod | None = None,
-        failure_reason: str | None = None,
-    ) -> CheckoutSession:
-        now = stamp(self.clock())
-        propagates = status is CheckoutSessionStatus.COMPLETED
-        async with self._writes.begin() as conn:
-            parent_id: UUID | None = None
-            if propagates:
-                session = await repository.get_session(
-                    conn, checkout_session_id=checkout_session_id
-                )
-                parent_id = self._owned(session, merchant_id=merchant_id).parent_id
-            if parent_id is not None:
-                # Parent before child, as when a parent closes and then cancels its child:
-                # the one lock order that keeps the two from deadlocking on PostgreSQL.
-                await repository.lock_session(conn, checkout_session_id=parent_id)
-            closed = await repository.close_open_session(
-                conn,
-                checkout_session_id=checkout_session_id,
-                merchant_id=merchant_id,
-                status=status,
-                now=now,
-                payment_method=payment_method,
-                failure_reason=failure_reason,
-                # A child pays for its parent: not once the parent has FAILED.
-                parent_must_be_open=propagates,
-            )
-            if closed is None:
-                # Why not: another merchant's, unknown, or not open (a concurrent transition
-                # may have just closed it).
-                current = await repository.get_session(
-                    conn, checkout_session_id=checkout_session_id
-                )
-                current = self._owned(current, merchant_id=merchant_id)
-                if current.is_open(now):
-                    raise InvalidStateTransition(
-                        "The parent checkout session is no longer open; its child session "
-                        "cannot be completed."
-                    )
-                state = "expired" if current.is_expired(now) else current.status.value
-                raise InvalidStateTransition(
-                    f"The checkout session is {state}; only an open session can become "
-                    f"{status.value}."
-                )
-            changes = [SessionChange(closed.id, EVENT_TYPE_OF_STATUS[status])]
-            # Only a session that has had a child has children to cancel: a child is made
-            # current in the transaction that creates it, and never stops being pointed at.
-            if status is not CheckoutSessionStatus.FAILED and closed.current_child_id is not None:
-                changes += _canceled(
-                    await repository.cancel_initiated_children(conn, parent_id=closed.id, now=now)
-                )
-            if parent_id is not None and await repository.close_open_session(
-                conn,
-                checkout_session_id=parent_id,
-                merchant_id=merchant_id,
-                status=CheckoutSessionStatus.COMPLETED,
-                now=now,
-                payment_method=payment_method,
-            ):
-                # A completed parent cancels its other INITIATED (expired) children too.
-                changes.append(SessionChange(parent_id, _COMPLETED_EVENT))
-                changes += _canceled(
-                    await repository.cancel_initiated_children(conn, parent_id=parent_id, now=now)
-                )
-            changed, now_stored = await self._record_and_announce(
-                conn,
-                changes=changes,
-                parent_id=closed.parent_id,
-                now=now,
-                known={closed.id: closed},
-            )
-        await self._bus.committed(changed)
-        return now_stored[checkout_session_id]
-
-
-_COMPLETED_EVENT = EVENT_TYPE_OF_STATUS[CheckoutSessionStatus.COMPLETED]
-_CANCELED_EVENT = EVENT_TYPE_OF_STATUS[CheckoutSessionStatus.CANCELED]
-_EXPIRED_EVENT = WebhookEventType.CHECKOUT_SESSION_EXPIRED
-
-
-def _canceled(checkout_session_ids: Iterable[UUID]) -> list[SessionChange]:
-    return [SessionChange(session_id, _CANCELED_EVENT) for session_id in checkout_session_ids]
 
 
 def _fingerprint(request: NewCheckoutSession) -> str:
