@@ -67,7 +67,7 @@ class CheckoutSession:
 
 def owned(session: CheckoutSession | None, *, merchant_id: UUID) -> CheckoutSession:
     """The session if it is the merchant's: an unknown one is not found (404), another
-    merchant's forbidden (403). Every read and write checks this first."""
+    merchant's forbidden (403). Every read and write answers this before the state."""
     if session is None:
         raise SessionNotFound
     if session.merchant_id != merchant_id:
