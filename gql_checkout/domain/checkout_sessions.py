@@ -64,6 +64,12 @@ class CheckoutSession:
     def is_open(self, now: datetime) -> bool:
         return self.status is CheckoutSessionStatus.INITIATED and now < self.expires_at
 
+    def state(self, now: datetime) -> str:
+        """The session's state as an error message names it: open, expired or its status."""
+        if self.is_open(now):
+            return "open"
+        return "expired" if self.is_expired(now) else self.status.value
+
 
 def owned(session: CheckoutSession | None, *, merchant_id: UUID) -> CheckoutSession:
     """The session if it is the merchant's: an unknown one is not found (404), another

@@ -364,10 +364,11 @@ class CheckoutService:
             replayed = await self._replay(merchant_id, idempotency_key, _fingerprint(request))
             if replayed is not None:
                 return replayed
-        if not source.is_expired(self.clock()):
-            state = "open" if source.is_open(self.clock()) else source.status.value
+        now = self.clock()
+        if not source.is_expired(now):
             raise InvalidStateTransition(
-                f"The checkout session is {state}; only an expired session can be recovered."
+                f"The checkout session is {source.state(now)}; only an expired session can be "
+                "recovered."
             )
         return await self.create_checkout_session(merchant_id=merchant_id, request=request)
 

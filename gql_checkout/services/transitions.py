@@ -77,11 +77,7 @@ class Transitions:
                         "The parent checkout session is no longer open; its child session "
                         "cannot be completed."
                     )
-                state = "expired" if current.is_expired(now) else current.status.value
-                raise InvalidStateTransition(
-                    f"The checkout session is {state}; only an open session can become "
-                    f"{status.value}."
-                )
+                raise _refused(current, now, to=f"become {status.value}")
             changes = [SessionChange(closed.id, EVENT_TYPE_OF_STATUS[status])]
             # Only a session that has had a child has children to cancel: a child is made
             # current in the transaction that creates it, and never stops being pointed at.
@@ -125,11 +121,7 @@ class Transitions:
                 current = await repository.get_session(
                     conn, checkout_session_id=checkout_session_id
                 )
-                session = current or session
-                state = "expired" if session.is_expired(now) else session.status.value
-                raise InvalidStateTransition(
-                    f"The checkout session is {state}; only an open session can be expired."
-                )
+                raise _refused(current or session, now, to="be expired")
             # Every session this expiry ended, known here inside the transaction.
             expired = [session.id]
             expired += await repository.expire_open_children(conn, parent_id=session.id, now=now)
@@ -171,3 +163,10 @@ _EXPIRED_EVENT = WebhookEventType.CHECKOUT_SESSION_EXPIRED
 
 def _canceled(checkout_session_ids: Iterable[UUID]) -> list[SessionChange]:
     return [SessionChange(session_id, _CANCELED_EVENT) for session_id in checkout_session_ids]
+
+
+def _refused(session: CheckoutSession, now: datetime, *, to: str) -> InvalidStateTransition:
+    """A transition's refusal of a session that is not open."""
+    return InvalidStateTransition(
+        f"The checkout session is {session.state(now)}; only an open session can {to}."
+    )
